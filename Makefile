@@ -1,0 +1,59 @@
+# logpipe's entry points. The two a new user needs:
+#   make demo   install what is missing, build, start the local stack, run the pipeline
+#   make test   every test: unit (ctest) and integration against the real stack
+# Everything else is a step of those two.
+SHELL := /bin/bash
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+PY := .venv/bin/python
+
+.PHONY: all deps build unit integration test test-asan demo stack-up stack-down stack-status lint clean
+
+all: build
+
+deps:
+	bash stack/deps.sh
+
+build:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD)
+
+$(BUILD_ASAN)/logpipe:
+	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOGPIPE_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD_ASAN)
+
+unit: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+integration: build
+	bash stack/stack.sh up
+	LOGPIPE_BIN=$(CURDIR)/$(BUILD)/logpipe $(PY) -m pytest -q tests/integration
+
+lint:
+	.venv/bin/ruff check tests stack bench
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) lint
+	$(MAKE) integration
+
+test-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOGPIPE_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD_ASAN)
+	ctest --test-dir $(BUILD_ASAN) --output-on-failure
+	bash stack/stack.sh up
+	LOGPIPE_BIN=$(CURDIR)/$(BUILD_ASAN)/logpipe $(PY) -m pytest -q tests/integration
+
+demo: deps build
+	bash stack/stack.sh up
+	bash stack/demo.sh $(BUILD)/logpipe
+
+stack-up:
+	bash stack/stack.sh up
+stack-down:
+	bash stack/stack.sh down
+stack-status:
+	bash stack/stack.sh status
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

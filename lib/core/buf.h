@@ -1,0 +1,61 @@
+/*
+ * buf.h: the growable byte buffer every stage writes into.
+ *
+ * The hot path appends parsed fields straight into one of these and reuses it
+ * for the next message (lp_buf_reset keeps the memory), so per-message work
+ * allocates nothing once the buffer has grown to the largest message seen.
+ * Allocation failure aborts: a log pipeline that cannot get a few kilobytes
+ * has no sensible way to go on, and checking every append would hide the
+ * real logic.
+ */
+#ifndef LP_BUF_H
+#define LP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct lp_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} lp_buf;
+
+#define LP_BUF_INIT {NULL, 0, 0}
+
+void lp_buf_grow(lp_buf *b, size_t extra);  /* ensure cap >= len + extra */
+void lp_buf_free(lp_buf *b);
+void lp_buf_append_u64(lp_buf *b, uint64_t v);
+void lp_buf_append_i64(lp_buf *b, int64_t v);
+/* Appends printf-formatted text; for cold paths only. */
+void lp_buf_printf(lp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns data as a NUL-terminated C string (the NUL is not counted in len). */
+const char *lp_buf_cstr(lp_buf *b);
+
+static inline void lp_buf_reset(lp_buf *b) { b->len = 0; }
+
+static inline void lp_buf_append(lp_buf *b, const void *p, size_t n)
+{
+    if (b->cap - b->len < n)
+        lp_buf_grow(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline void lp_buf_putc(lp_buf *b, char c)
+{
+    if (b->cap == b->len)
+        lp_buf_grow(b, 1);
+    b->data[b->len++] = c;
+}
+
+#define lp_buf_puts_lit(b, lit) lp_buf_append((b), (lit), sizeof(lit) - 1)
+
+/* Allocation helpers that abort with a message instead of returning NULL. */
+void *lp_xmalloc(size_t n);
+void *lp_xcalloc(size_t count, size_t n);
+void *lp_xrealloc(void *p, size_t n);
+char *lp_xstrdup(const char *s);
+
+#endif

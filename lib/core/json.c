@@ -1,0 +1,107 @@
+/*
+ * json.c: JSON string escaping with UTF-8 repair; see json.h.
+ *
+ * A 256-entry class table decides per byte whether it can be copied as is,
+ * so the common case (printable ASCII) is a table look-up per byte and one
+ * memcpy per run.
+ */
+#include "core/json.h"
+
+enum { SAFE = 0, ESC = 1, HIGH = 2 };
+
+static const unsigned char byte_class[256] = {
+    /* 0x00-0x1f: control characters must be escaped */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* DEL, escaped for safety */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+size_t lp_utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    /* Ranges from the Unicode standard, table 3-7 (well-formed sequences). */
+    if (c >= 0xc2 && c <= 0xdf)
+        return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return (s[1] >= lo && s[1] <= hi) ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return (s[1] >= lo && s[1] <= hi) ? 4 : 0;
+    }
+    return 0;
+}
+
+static void put_escape(lp_buf *b, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char e[6] = {'\\', 0, 0, 0, 0, 0};
+    size_t n = 2;
+    switch (c) {
+    case '"': e[1] = '"'; break;
+    case '\\': e[1] = '\\'; break;
+    case '\n': e[1] = 'n'; break;
+    case '\r': e[1] = 'r'; break;
+    case '\t': e[1] = 't'; break;
+    case '\b': e[1] = 'b'; break;
+    case '\f': e[1] = 'f'; break;
+    default:
+        e[1] = 'u'; e[2] = '0'; e[3] = '0';
+        e[4] = hex[c >> 4]; e[5] = hex[c & 15];
+        n = 6;
+    }
+    lp_buf_append(b, e, n);
+}
+
+void lp_json_str_body(lp_buf *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && byte_class[*p] == SAFE)
+            p++;
+        lp_buf_append(b, run, (size_t)(p - run));
+        if (p == end)
+            break;
+        if (byte_class[*p] == ESC) {
+            put_escape(b, *p++);
+            continue;
+        }
+        size_t len = lp_utf8_seq_len(p, (size_t)(end - p));
+        if (len) {
+            lp_buf_append(b, p, len);
+            p += len;
+        } else {
+            lp_buf_puts_lit(b, "\xef\xbf\xbd"); /* U+FFFD REPLACEMENT CHARACTER */
+            p++;
+        }
+    }
+}
+
+void lp_json_str(lp_buf *b, const char *s, size_t n)
+{
+    lp_buf_grow(b, n + 2);
+    lp_buf_putc(b, '"');
+    lp_json_str_body(b, s, n);
+    lp_buf_putc(b, '"');
+}

@@ -1,0 +1,73 @@
+/*
+ * kafka.h: librdkafka configuration and the producer shared by
+ * `logpipe produce` and the consumer's dead-letter output.
+ *
+ * Configuration passes straight through as librdkafka properties (kcat's
+ * -X key=value): logpipe's own options are only shorthands for properties,
+ * applied first, so a -X given later wins. Every error names the property.
+ */
+#ifndef LP_KAFKA_H
+#define LP_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* An ordered list of librdkafka properties. */
+typedef struct lp_kafka_props {
+    char **kv; /* "key=value" strings, owned */
+    size_t n;
+} lp_kafka_props;
+
+/* Adds "key=value" (as given to -X); fails naming the argument when it has
+ * no '=' or an empty key. */
+int lp_kafka_props_add(lp_kafka_props *p, const char *kv, lp_error *e);
+int lp_kafka_props_set(lp_kafka_props *p, const char *key, const char *value);
+void lp_kafka_props_free(lp_kafka_props *p);
+
+/* Checks a --brokers list (host:port[,host:port...], optional scheme://)
+ * before librdkafka sees it, so a typo is a usage error and not a silent
+ * retry loop. */
+int lp_kafka_check_brokers(const char *brokers, lp_error *e);
+
+/* Builds a librdkafka configuration from the properties, in order. On a bad
+ * property fails with LP_EXIT_USAGE naming it: "-X linger.ms=abc: ...". */
+rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e);
+
+/* Waits up to timeout_ms for the cluster to answer a metadata request for
+ * topic (NULL: any); fails with LP_EXIT_KAFKA naming the brokers. */
+int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e);
+
+/* ---- producer ---------------------------------------------------------- */
+
+typedef struct lp_producer lp_producer;
+
+/* Delivery report: err is RD_KAFKA_RESP_ERR_NO_ERROR on success; opaque is
+ * what was passed to lp_producer_send. */
+typedef void (*lp_delivery_fn)(void *ctx, rd_kafka_resp_err_t err, void *opaque);
+
+/* Creates an idempotent producer (enable.idempotence=true, acks=all) from
+ * props; takes no ownership of props. on_delivery may be NULL. */
+lp_producer *lp_producer_new(const lp_kafka_props *props, lp_delivery_fn on_delivery, void *ctx,
+                             lp_error *e);
+
+/* Enqueues one message (copied). headers may be NULL (ownership passes to
+ * librdkafka on success). Blocks, serving delivery reports, while the local
+ * queue is full. Returns 0, or -1 with e set on a non-retriable error. */
+int lp_producer_send(lp_producer *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t vlen, rd_kafka_headers_t *headers,
+                     void *opaque, lp_error *e);
+
+/* Serves delivery reports without blocking (timeout 0) or up to timeout_ms. */
+void lp_producer_poll(lp_producer *p, int timeout_ms);
+
+/* Waits until every message is delivered or failed, up to timeout_ms;
+ * returns the number still outstanding. */
+int lp_producer_flush(lp_producer *p, int timeout_ms);
+
+rd_kafka_t *lp_producer_handle(lp_producer *p);
+void lp_producer_free(lp_producer *p);
+
+#endif

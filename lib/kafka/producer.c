@@ -1,0 +1,101 @@
+/*
+ * producer.c: the idempotent librdkafka producer behind `logpipe produce`
+ * and the consumer's dead-letter topic.
+ *
+ * Safe defaults are set before the caller's properties so -X can still
+ * override them: idempotence (no duplicates on broker retries, per-partition
+ * order kept), acks=all, and batching (linger.ms) rather than per-message
+ * flushes. Messages are copied (RD_KAFKA_MSG_F_COPY) so callers can reuse
+ * their buffers straight away.
+ */
+#include <stdlib.h>
+
+#include "core/buf.h"
+#include "kafka/kafka.h"
+
+struct lp_producer {
+    rd_kafka_t *rk;
+    lp_delivery_fn on_delivery;
+    void *ctx;
+};
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    lp_producer *p = opaque;
+    if (p->on_delivery)
+        p->on_delivery(p->ctx, m->err, m->_private);
+}
+
+lp_producer *lp_producer_new(const lp_kafka_props *props, lp_delivery_fn on_delivery, void *ctx,
+                             lp_error *e)
+{
+    lp_kafka_props all = {0};
+    lp_kafka_props_set(&all, "enable.idempotence", "true");
+    lp_kafka_props_set(&all, "acks", "all");
+    lp_kafka_props_set(&all, "linger.ms", "20");
+    for (size_t i = 0; i < props->n; i++)
+        lp_kafka_props_add(&all, props->kv[i], NULL);
+    rd_kafka_conf_t *conf = lp_kafka_conf_new(&all, e);
+    lp_kafka_props_free(&all);
+    if (!conf)
+        return NULL;
+
+    lp_producer *p = lp_xcalloc(1, sizeof *p);
+    p->on_delivery = on_delivery;
+    p->ctx = ctx;
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    char err[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        lp_fail(e, LP_EXIT_USAGE, "cannot create Kafka producer: %s", err);
+        return NULL;
+    }
+    return p;
+}
+
+int lp_producer_send(lp_producer *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t vlen, rd_kafka_headers_t *headers,
+                     void *opaque, lp_error *e)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
+            RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_HEADERS(headers),
+            RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (!err)
+            return 0;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p->rk, 100); /* make room by serving delivery reports */
+            continue;
+        }
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+            return lp_fail(e, LP_EXIT_KAFKA,
+                           "message of %zu bytes is larger than message.max.bytes (raise it with -X)",
+                           vlen);
+        return lp_fail(e, LP_EXIT_KAFKA, "cannot produce to topic %s: %s", topic,
+                       rd_kafka_err2str(err));
+    }
+}
+
+void lp_producer_poll(lp_producer *p, int timeout_ms) { rd_kafka_poll(p->rk, timeout_ms); }
+
+int lp_producer_flush(lp_producer *p, int timeout_ms)
+{
+    rd_kafka_flush(p->rk, timeout_ms);
+    return rd_kafka_outq_len(p->rk);
+}
+
+rd_kafka_t *lp_producer_handle(lp_producer *p) { return p->rk; }
+
+void lp_producer_free(lp_producer *p)
+{
+    if (!p)
+        return;
+    rd_kafka_destroy(p->rk);
+    free(p);
+}

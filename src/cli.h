@@ -1,0 +1,39 @@
+/*
+ * cli.h: what every subcommand shares: its entry point signature, option
+ * value parsing that names the option at fault, and the usage-error exit.
+ * Each subcommand lives in its own cmd_<name>.c (as git's builtin/<cmd>.c)
+ * and uses getopt_long; these helpers keep their messages uniform:
+ *   logpipe produce: --count: expected a whole number >= 0, got "abc"
+ */
+#ifndef LP_CLI_H
+#define LP_CLI_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+
+int cmd_generate(int argc, char **argv);
+int cmd_parse(int argc, char **argv);
+int cmd_produce(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
+
+/* Prints "logpipe <cmd>: <message>" and a hint to --help on stderr; returns
+ * LP_EXIT_USAGE so callers can `return cli_usage_error(...)`. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "logpipe <cmd>: <e->msg>" on stderr and returns e->code. */
+int cli_report(const char *cmd, const lp_error *e);
+
+/* Value parsers: 0 on success; on failure print a usage error naming opt
+ * and return -1. */
+int cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t min, uint64_t max,
+                  uint64_t *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *val, double min, double max,
+                     double *out);
+/* Accepts an epoch number, or RFC 3339 "2026-01-21T22:23:40Z" / with offset. */
+int cli_parse_time(const char *cmd, const char *opt, const char *val, int64_t *out);
+
+/* getopt_long's unknown-option and missing-argument cases, uniformly. */
+int cli_bad_option(const char *cmd, char **argv);
+
+#endif
