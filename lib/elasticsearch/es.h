@@ -1,0 +1,116 @@
+/*
+ * es.h: the Elasticsearch client behind `logpipe consume`.
+ *
+ * Built around _bulk because that is the only way to index at the rate Kafka
+ * delivers: the caller fills an lp_bulk with (index, _id, document) items,
+ * submits it, and keeps consuming while several requests are in flight on one
+ * libcurl multi handle (keep-alive connections, gzip bodies). The client owns
+ * retries: a request that fails as a whole (connection refused, timeout, HTTP
+ * 429/5xx) is re-sent with exponential backoff and jitter; items that come
+ * back 429 or 5xx are re-sent on their own in a smaller request. The caller
+ * hears about a bulk once, when every item in it is final: indexed, or
+ * permanently refused (mapping error, 400) with a reason. That single
+ * "done" event is what lets the consumer commit Kafka offsets only for data
+ * Elasticsearch has acknowledged.
+ *
+ * Single-threaded: everything happens inside lp_es_poll, on the caller's thread.
+ */
+#ifndef LP_ES_H
+#define LP_ES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+typedef struct lp_es_opts {
+    const char *url;      /* --es: http(s)://host:port[/prefix], no trailing slash needed */
+    int max_inflight;     /* concurrent _bulk requests, default 2 */
+    int gzip;             /* gzip request bodies (default on) */
+    long timeout_ms;      /* per HTTP request, default 60000 */
+    long backoff_base_ms; /* first retry delay, default 100; doubles, with jitter */
+    long backoff_max_ms;  /* cap, default 30000 */
+    /* Transport security and auth (credentials never appear in messages). */
+    const char *ca_file;  /* PEM CA bundle; verification is always on unless insecure */
+    int insecure;         /* --es-insecure: skip TLS verification (loudly warned) */
+    const char *api_key;  /* "Authorization: ApiKey <api_key>" */
+    const char *username; /* basic auth */
+    const char *password;
+} lp_es_opts;
+
+typedef struct lp_es lp_es;
+
+lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e);
+void lp_es_free(lp_es *es);
+
+/* GET / : checks the URL answers and is Elasticsearch (or OpenSearch),
+ * returning its version in version[] when not NULL. Fails with LP_EXIT_ES
+ * naming --es (unreachable, TLS error, 401/403, not Elasticsearch). */
+int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e);
+
+/* PUT _index_template/<name> with the mappings from docs/schema.md, for
+ * indices matching index_pattern (e.g. "logs-access-*"). Blocking. */
+int lp_es_install_template(lp_es *es, const char *name, const char *index_pattern, lp_error *e);
+
+/* The template body (JSON) for index_pattern, exposed for tests and docs. */
+void lp_es_template_body(lp_buf *out, const char *index_pattern);
+
+/* ---- bulk requests ----------------------------------------------------- */
+
+typedef struct lp_bulk lp_bulk;
+
+lp_bulk *lp_bulk_new(void);
+void lp_bulk_free(lp_bulk *b);
+/* Empties b for reuse, keeping its memory. */
+void lp_bulk_reset(lp_bulk *b);
+
+/* Appends an "index" action (overwrite by _id: a replay never duplicates)
+ * for doc (one JSON object, no newline) into index with the given _id. */
+void lp_bulk_add(lp_bulk *b, const char *index, size_t index_len, const char *id, size_t id_len,
+                 const char *doc, size_t doc_len);
+
+size_t lp_bulk_items(const lp_bulk *b);
+size_t lp_bulk_bytes(const lp_bulk *b); /* uncompressed NDJSON body size */
+
+/* Per-item outcome, valid once the bulk is done. */
+typedef enum lp_item_state {
+    LP_ITEM_PENDING = 0,
+    LP_ITEM_OK,      /* indexed (201/200) */
+    LP_ITEM_REFUSED, /* permanently refused: 400-class item error */
+} lp_item_state;
+
+lp_item_state lp_bulk_item_state(const lp_bulk *b, size_t i, int *status, const char **reason);
+
+/* Reads a _bulk response body into the items' states: 2xx -> OK, 429 and 5xx
+ * -> stay PENDING (to be retried), other 4xx -> REFUSED with the error type
+ * and reason. Returns the number of items still pending, or -1 when the body
+ * is not a bulk response (e fills with why). Exposed for unit and fuzz tests. */
+long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e);
+
+/* Called once per submitted bulk when every item is final (OK or REFUSED).
+ * The callback may inspect b but must not free it; ownership returns to the
+ * caller after the callback (so it can lp_bulk_reset and reuse it). */
+typedef void (*lp_bulk_done_fn)(void *ctx, lp_bulk *b, void *opaque);
+
+/* Submits b; the client owns it until on_done. Never blocks. */
+void lp_es_submit(lp_es *es, lp_bulk *b, lp_bulk_done_fn on_done, void *ctx, void *opaque);
+
+/* Drives transfers and retry timers for up to timeout_ms (0: no waiting),
+ * firing on_done callbacks. Returns -1 and fills e on a fatal condition that
+ * retrying cannot fix (401/403, URL not Elasticsearch): the caller should stop. */
+int lp_es_poll(lp_es *es, int timeout_ms, lp_error *e);
+
+/* Bulks submitted and not yet done (in flight or waiting to retry). */
+size_t lp_es_pending(const lp_es *es);
+
+typedef struct lp_es_stats {
+    uint64_t requests;       /* HTTP _bulk requests sent, retries included */
+    uint64_t request_retries;/* whole-request retries (connection, 429, 5xx) */
+    uint64_t item_retries;   /* items re-sent after a per-item 429/5xx */
+    uint64_t bytes_sent;     /* bytes on the wire (compressed when gzip) */
+} lp_es_stats;
+
+void lp_es_get_stats(const lp_es *es, lp_es_stats *out);
+
+#endif
