@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# stack.sh: the local stack logpipe is developed and tested against, made of
+# the real servers: a single-node Apache Kafka broker in KRaft mode and a
+# single-node Elasticsearch, both on 127.0.0.1.
+#
+#   stack.sh up       install what is missing (cached), start what is not running, wait until ready
+#   stack.sh down     stop what this script started
+#   stack.sh status   show what runs where
+#   stack.sh logs kafka|es   the last lines of a server's log
+#
+# There is no Docker engine and no download site here, so both come from
+# Maven Central through Maven itself: the Kafka broker jars and their runtime
+# dependencies (stack/kafka/pom.xml), and Elasticsearch's integ-test-zip
+# distribution (it bundles no JDK: the system Java 17 runs it). Elasticsearch
+# refuses to run as root, so it runs as an unprivileged user this script
+# creates. `up` reuses servers that already answer, so tests can call it
+# every time and a running demo is left alone. docs/stack.md has the details.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STACK_DIR=${LOGPIPE_STACK_DIR:-$ROOT/.stack}
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/stack/kafka/pom.xml")
+ES_VERSION=${LOGPIPE_ES_VERSION:-8.19.21}
+KAFKA_PORT=9092
+KAFKA_CONTROLLER_PORT=9093
+ES_PORT=9200
+ES_USER=logpipe
+JAVA_HOME=${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}
+READY_TIMEOUT=${LOGPIPE_STACK_TIMEOUT:-180}
+
+KAFKA_HOME=$STACK_DIR/kafka
+ES_HOME=$STACK_DIR/elasticsearch-$ES_VERSION
+ES_DATA=$STACK_DIR/es-data
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+
+kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 >/dev/null 2>&1; }
+es_ready() {
+  curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null |
+    grep -Eq '"status":"(green|yellow)"'
+}
+
+# wait_for NAME CHECK LOGFILE PIDFILE: polls CHECK until it succeeds, the
+# process dies, or READY_TIMEOUT passes; on failure names the log to read.
+wait_for() {
+  local name=$1 check=$2 logfile=$3 pidfile=$4 start=$SECONDS
+  until $check; do
+    if ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+      log "$name exited during start-up; last lines of $logfile:"
+      tail -n 25 "$logfile" >&2 || true
+      die "$name did not start: read $logfile"
+    fi
+    if ((SECONDS - start > READY_TIMEOUT)); then
+      log "$name not ready after ${READY_TIMEOUT}s; last lines of $logfile:"
+      tail -n 25 "$logfile" >&2 || true
+      die "$name did not become ready: read $logfile"
+    fi
+    sleep 1
+  done
+  log "$name ready on 127.0.0.1 after $((SECONDS - start))s"
+}
+
+install_kafka() {
+  [ -f "$KAFKA_HOME/libs/.complete-$KAFKA_VERSION" ] && return
+  log "installing Kafka $KAFKA_VERSION broker jars from Maven Central"
+  rm -rf "$KAFKA_HOME/libs"
+  mvn -q -B -f "$ROOT/stack/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs" >&2 ||
+    die "resolving Kafka from Maven Central failed (mvn dependency:copy-dependencies)"
+  touch "$KAFKA_HOME/libs/.complete-$KAFKA_VERSION"
+}
+
+kafka_java() {
+  "$JAVA_HOME/bin/java" -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/stack/kafka/log4j2.yaml" \
+    -cp "$KAFKA_HOME/libs/*" "$@"
+}
+
+configure_kafka() {
+  mkdir -p "$KAFKA_HOME/data"
+  cat > "$KAFKA_HOME/server.properties" <<EOF
+# Written by stack/stack.sh: a single KRaft node acting as broker and controller.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_HOME/data
+num.partitions=3
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+message.max.bytes=16777216
+log.retention.hours=24
+EOF
+  if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
+    local cluster_id
+    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" \
+      -c "$KAFKA_HOME/server.properties" >"$KAFKA_HOME/format.log" 2>&1 ||
+      die "formatting Kafka storage failed: read $KAFKA_HOME/format.log"
+  fi
+}
+
+start_kafka() {
+  if kafka_ready; then
+    log "Kafka already answers on 127.0.0.1:$KAFKA_PORT: reusing it"
+    return
+  fi
+  install_kafka
+  configure_kafka
+  log "starting Kafka $KAFKA_VERSION (log: $KAFKA_HOME/kafka.log)"
+  setsid nohup bash -c "$(declare -f kafka_java); JAVA_HOME='$JAVA_HOME' KAFKA_HOME='$KAFKA_HOME' ROOT='$ROOT' \
+    kafka_java kafka.Kafka '$KAFKA_HOME/server.properties'" >"$KAFKA_HOME/kafka.log" 2>&1 </dev/null &
+  echo $! >"$KAFKA_HOME/kafka.pid"
+  wait_for Kafka kafka_ready "$KAFKA_HOME/kafka.log" "$KAFKA_HOME/kafka.pid"
+}
+
+ensure_es_user() {
+  id "$ES_USER" >/dev/null 2>&1 && return
+  log "creating unprivileged user '$ES_USER' to run Elasticsearch (it refuses to run as root)"
+  useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
+}
+
+install_es() {
+  [ -f "$ES_HOME/.complete" ] && return
+  log "installing Elasticsearch $ES_VERSION (integ-test-zip) from Maven Central"
+  local zip=$HOME/.m2/repository/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip
+  if [ ! -f "$zip" ]; then
+    mvn -q -B dependency:get -Dtransitive=false \
+      -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip" >&2 ||
+      die "resolving Elasticsearch $ES_VERSION from Maven Central failed"
+  fi
+  rm -rf "$ES_HOME"
+  mkdir -p "$STACK_DIR"
+  unzip -q "$zip" -d "$STACK_DIR"
+  touch "$ES_HOME/.complete"
+}
+
+configure_es() {
+  mkdir -p "$ES_DATA" "$ES_HOME/logs"
+  cat > "$ES_HOME/config/elasticsearch.yml" <<EOF
+# Written by stack/stack.sh: one local node, plain HTTP (the secured variant
+# comes with the secrets work), nothing reachable from outside 127.0.0.1.
+cluster.name: logpipe-local
+node.name: local
+network.host: 127.0.0.1
+http.port: $ES_PORT
+transport.port: 9300
+discovery.type: single-node
+path.data: $ES_DATA
+path.logs: $ES_HOME/logs
+xpack.security.enabled: false
+action.destructive_requires_name: false
+# Test machines can have little free disk; the local stack should not go
+# read-only because a shared disk is 90% full.
+cluster.routing.allocation.disk.threshold_enabled: false
+EOF
+  cat > "$ES_HOME/config/jvm.options.d/logpipe.options" <<EOF
+-Xms1g
+-Xmx1g
+EOF
+  chown -R "$ES_USER" "$ES_HOME" "$ES_DATA"
+  # The user must be able to reach the install through every parent folder.
+  su -s /bin/sh "$ES_USER" -c "test -r '$ES_HOME/config/elasticsearch.yml'" ||
+    die "user $ES_USER cannot read $ES_HOME (a parent folder is not traversable): set LOGPIPE_STACK_DIR to a readable place"
+}
+
+start_es() {
+  if es_ready; then
+    log "Elasticsearch already answers on 127.0.0.1:$ES_PORT: reusing it"
+    return
+  fi
+  install_es
+  ensure_es_user
+  configure_es
+  log "starting Elasticsearch $ES_VERSION as user $ES_USER (log: $ES_HOME/logs/stdout.log)"
+  setsid nohup su -s /bin/sh "$ES_USER" -c \
+    "ES_JAVA_HOME='$JAVA_HOME' exec '$ES_HOME/bin/elasticsearch' -p '$ES_HOME/es.pid'" \
+    >"$ES_HOME/logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$STACK_DIR/es-launcher.pid"
+  wait_for Elasticsearch es_ready "$ES_HOME/logs/stdout.log" "$STACK_DIR/es-launcher.pid"
+}
+
+stop_pidfile() {
+  local name=$1 pidfile=$2 pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+cmd_up() {
+  command -v kcat >/dev/null || die "kcat is missing: run stack/deps.sh"
+  mkdir -p "$STACK_DIR"
+  start_kafka
+  start_es
+}
+
+cmd_down() {
+  stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
+  [ -f "$ES_HOME/es.pid" ] && stop_pidfile Elasticsearch "$ES_HOME/es.pid"
+  stop_pidfile Kafka "$KAFKA_HOME/kafka.pid"
+}
+
+cmd_status() {
+  local rc=0
+  if kafka_ready; then
+    echo "kafka          up    127.0.0.1:$KAFKA_PORT  version $KAFKA_VERSION  data $KAFKA_HOME/data  log $KAFKA_HOME/kafka.log"
+  else
+    echo "kafka          down  127.0.0.1:$KAFKA_PORT"; rc=1
+  fi
+  if es_ready; then
+    local v
+    v=$(curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/" | sed -n 's/.*"number" *: *"\([^"]*\)".*/\1/p')
+    echo "elasticsearch  up    127.0.0.1:$ES_PORT  version $v  data $ES_DATA  log $ES_HOME/logs/stdout.log"
+  else
+    echo "elasticsearch  down  127.0.0.1:$ES_PORT"; rc=1
+  fi
+  return $rc
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs)
+    case ${2:-} in
+      kafka) tail -n "${3:-50}" "$KAFKA_HOME/kafka.log" ;;
+      es) tail -n "${3:-50}" "$ES_HOME/logs/stdout.log" ;;
+      *) die "usage: stack.sh logs kafka|es [lines]" ;;
+    esac ;;
+  *) echo "usage: stack.sh up|down|status|logs kafka|es" >&2; exit 2 ;;
+esac
