@@ -226,7 +226,9 @@ cmd_status() {
   fi
   if es_ready; then
     local v
-    v=$(curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/" | sed -n 's/.*"number" *: *"\([^"]*\)".*/\1/p')
+    # The integ-test-zip has no rest-root module (GET / answers 405): ask _nodes.
+    v=$(curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/_nodes/_local?filter_path=nodes.*.version" |
+        sed -n 's/.*"version" *: *"\([^"]*\)".*/\1/p')
     echo "elasticsearch  up    127.0.0.1:$ES_PORT  version $v  data $ES_DATA  log $ES_HOME/logs/stdout.log"
   else
     echo "elasticsearch  down  127.0.0.1:$ES_PORT"; rc=1
