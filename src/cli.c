@@ -4,6 +4,7 @@
  * exactly which setting stopped the run.
  */
 #include "cli.h"
+#include "core/timeutil.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -60,17 +61,6 @@ int cli_parse_double(const char *cmd, const char *opt, const char *val, double m
     return 0;
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    /* Howard Hinnant's algorithm: proleptic Gregorian date -> days since 1970-01-01. */
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 int cli_parse_time(const char *cmd, const char *opt, const char *val, int64_t *out)
 {
     char *end;
@@ -93,7 +83,7 @@ int cli_parse_time(const char *cmd, const char *opt, const char *val, int64_t *o
         } else {
             goto bad;
         }
-        *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s - off;
+        *out = lp_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s - off;
         return 0;
     }
 bad:

@@ -1,0 +1,288 @@
+/*
+ * parser.c: one access-log line in, one Elastic Common Schema document out.
+ *
+ * The line is tokenized into slices (formats/access_log.c), its time read by
+ * the syntax it is written in (formats/timestamp.c), and each field is then
+ * escaped straight from the input into the output buffer. On a reject the
+ * output is rolled back to where it was, so callers can append documents
+ * back to back into one bulk body without copying.
+ *
+ * Time zones: combined/common times carry their offset; the seed's times do
+ * not, and are read in --timezone. A fixed offset is a constant; an IANA
+ * zone needs the offset in force at that local time (DST), which libc's
+ * mktime knows. mktime is far too slow per line, so its answer is cached per
+ * quarter hour of local time (zone transitions fall on quarter hours), which
+ * for time-ordered logs means one mktime call per quarter hour of traffic.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/json.h"
+#include "core/timeutil.h"
+#include "formats/access_log.h"
+#include "parse/parse.h"
+
+struct lp_parser {
+    lp_format format;
+    int fixed_zone;        /* 1: offset below; 0: IANA zone through mktime */
+    int32_t offset;        /* seconds east of UTC */
+    int64_t cached_key;    /* local quarter hour of the cached offset */
+    int32_t cached_offset;
+};
+
+static const char *const format_names[] = {"auto", "seed", "combined", "common"};
+
+int lp_format_from_name(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, format_names[i]))
+            return i;
+    return -1;
+}
+
+const char *lp_format_name(lp_format f)
+{
+    return (unsigned)f < 4 ? format_names[f] : "unknown";
+}
+
+/* "+05:30", "-0800", "+05" -> seconds east of UTC; -1 when not an offset. */
+static int parse_fixed_offset(const char *s, int32_t *out)
+{
+    unsigned h, m = 0;
+    size_t n = strlen(s);
+    if ((s[0] != '+' && s[0] != '-') || n < 3)
+        return -1;
+    char digits[5];
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (s[i] == ':' && i == 3)
+            continue;
+        if (s[i] < '0' || s[i] > '9' || k >= 4)
+            return -1;
+        digits[k++] = s[i];
+    }
+    if (k != 2 && k != 4)
+        return -1;
+    h = (unsigned)(digits[0] - '0') * 10 + (unsigned)(digits[1] - '0');
+    if (k == 4)
+        m = (unsigned)(digits[2] - '0') * 10 + (unsigned)(digits[3] - '0');
+    if (h > 14 || m > 59)
+        return -1;
+    *out = (int32_t)((h * 3600 + m * 60) * (s[0] == '-' ? -1 : 1));
+    return 0;
+}
+
+static int is_iana_zone(const char *name)
+{
+    if (!*name || name[0] == '/' || strstr(name, ".."))
+        return 0;
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", name);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int32_t iana_offset(void *ctx, int64_t local)
+{
+    lp_parser *p = ctx;
+    int64_t key = local / 900;
+    if (key == p->cached_key)
+        return p->cached_offset;
+    lp_civil c;
+    lp_civil_from_epoch(local, &c);
+    struct tm tm = {.tm_year = (int)(c.year - 1900), .tm_mon = (int)c.month - 1,
+                    .tm_mday = (int)c.day, .tm_hour = (int)c.hour, .tm_min = (int)c.minute,
+                    .tm_isdst = -1};
+    time_t utc = mktime(&tm);
+    p->cached_key = key;
+    p->cached_offset = (int32_t)(local - c.second - (int64_t)utc);
+    return p->cached_offset;
+}
+
+lp_parser *lp_parser_new(const lp_parse_opts *opts, lp_error *e)
+{
+    lp_parser *p = lp_xcalloc(1, sizeof *p);
+    const char *tz = opts->timezone;
+    p->format = opts->format;
+    p->fixed_zone = 1;
+    p->cached_key = INT64_MIN;
+    if (!tz || !strcmp(tz, "UTC") || !strcmp(tz, "Z") || !strcmp(tz, "utc")) {
+        p->offset = 0;
+    } else if (parse_fixed_offset(tz, &p->offset) == 0) {
+        /* fixed offset */
+    } else if (is_iana_zone(tz)) {
+        /* mktime reads TZ: logpipe reads one zone per process, so setting it is safe. */
+        setenv("TZ", tz, 1);
+        tzset();
+        p->fixed_zone = 0;
+    } else {
+        free(p);
+        lp_fail(e, LP_EXIT_USAGE,
+                "--timezone: \"%s\" is not UTC, an offset such as +05:30, or a time zone name such as Europe/Paris",
+                tz);
+        return NULL;
+    }
+    return p;
+}
+
+void lp_parser_free(lp_parser *p) { free(p); }
+
+static int is_dash(lp_slice s) { return s.n == 1 && s.p[0] == '-'; }
+
+/*
+ * Writes a quoted log field as a JSON string, resolving the escapes Apache
+ * and nginx write inside quotes: \" is a quote and \\ a backslash. Other
+ * escapes (\xHH) are kept as written: they are how the server chose to show
+ * an unprintable byte, and decoding them would make bytes the server refused
+ * to log.
+ */
+static void put_log_string(lp_buf *b, lp_slice s)
+{
+    const char *bs = memchr(s.p, '\\', s.n);
+    if (!bs) {
+        lp_json_str(b, s.p, s.n);
+        return;
+    }
+    const char *p = s.p, *end = s.p + s.n;
+    lp_buf_putc(b, '"');
+    while (bs) {
+        lp_json_str_body(b, p, (size_t)(bs - p));
+        if (bs + 1 < end && (bs[1] == '"' || bs[1] == '\\')) {
+            lp_json_str_body(b, bs + 1, 1);
+            p = bs + 2;
+        } else {
+            lp_json_str_body(b, bs, 1);
+            p = bs + 1;
+        }
+        bs = p < end ? memchr(p, '\\', (size_t)(end - p)) : NULL;
+    }
+    lp_json_str_body(b, p, (size_t)(end - p));
+    lp_buf_putc(b, '"');
+}
+
+static int is_hostname(lp_slice s)
+{
+    if (s.n == 0 || s.n > 253)
+        return 0;
+    for (size_t i = 0; i < s.n; i++) {
+        char c = s.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1: an IP address (source.ip), 0: a host name (source.domain), -1: neither. */
+static int classify_host(lp_slice h)
+{
+    char tmp[64];
+    unsigned char addr[16];
+    if (h.n > 0 && h.n < sizeof tmp) {
+        memcpy(tmp, h.p, h.n);
+        tmp[h.n] = '\0';
+        if (inet_pton(memchr(h.p, ':', h.n) ? AF_INET6 : AF_INET, tmp, addr) == 1)
+            return 1;
+    }
+    return is_hostname(h) ? 0 : -1;
+}
+
+static const char *check_format(lp_format want, const lp_access_line *a, lp_format *got)
+{
+    int clf = lp_time_is_clf(a->time);
+    *got = !clf ? LP_FORMAT_SEED : a->has_trailer ? LP_FORMAT_COMBINED : LP_FORMAT_COMMON;
+    if (want == LP_FORMAT_AUTO || want == *got)
+        return NULL;
+    switch (want) {
+    case LP_FORMAT_SEED:
+        return "not the seed format: expected a time such as [Jan 21 2026, 22:23:40]";
+    case LP_FORMAT_COMBINED:
+        return clf ? "not the combined format: no referrer and user agent"
+                   : "not the combined format: expected a time such as [10/Oct/2000:13:55:36 -0700]";
+    default:
+        return clf ? "not the common format: unexpected referrer and user agent"
+                   : "not the common format: expected a time such as [10/Oct/2000:13:55:36 -0700]";
+    }
+}
+
+static void put_document(lp_buf *b, const lp_access_line *a, int host_kind, int64_t ts)
+{
+    lp_buf_puts_lit(b, "{\"@timestamp\":\"");
+    lp_append_rfc3339(b, ts);
+    if (host_kind)
+        lp_buf_puts_lit(b, "\",\"source\":{\"ip\":");
+    else
+        lp_buf_puts_lit(b, "\",\"source\":{\"domain\":");
+    lp_json_str(b, a->host.p, a->host.n);
+    if (!is_dash(a->user)) {
+        lp_buf_puts_lit(b, "},\"user\":{\"name\":");
+        lp_json_str(b, a->user.p, a->user.n);
+    }
+    lp_buf_puts_lit(b, "},\"http\":{\"request\":{\"method\":");
+    lp_json_str(b, a->method.p, a->method.n);
+    if (a->has_trailer && !is_dash(a->referrer)) {
+        lp_buf_puts_lit(b, ",\"referrer\":");
+        put_log_string(b, a->referrer);
+    }
+    lp_buf_putc(b, '}');
+    if (a->protocol.n) {
+        lp_buf_puts_lit(b, ",\"version\":");
+        lp_json_str(b, a->protocol.p, a->protocol.n);
+    }
+    lp_buf_puts_lit(b, ",\"response\":{\"status_code\":");
+    lp_buf_append_u64(b, (uint64_t)a->status);
+    if (a->bytes >= 0) {
+        lp_buf_puts_lit(b, ",\"body\":{\"bytes\":");
+        lp_buf_append_u64(b, (uint64_t)a->bytes);
+        lp_buf_putc(b, '}');
+    }
+    lp_buf_puts_lit(b, "}},\"url\":{\"original\":");
+    put_log_string(b, a->target);
+    lp_buf_puts_lit(b, ",\"path\":");
+    put_log_string(b, a->path);
+    if (a->query.p) {
+        lp_buf_puts_lit(b, ",\"query\":");
+        put_log_string(b, a->query);
+    }
+    lp_buf_putc(b, '}');
+    if (a->has_trailer && !is_dash(a->agent)) {
+        lp_buf_puts_lit(b, ",\"user_agent\":{\"original\":");
+        put_log_string(b, a->agent);
+        lp_buf_putc(b, '}');
+    }
+    lp_buf_putc(b, '}');
+}
+
+static int32_t fixed_offset(void *ctx, int64_t local)
+{
+    (void)local;
+    return ((lp_parser *)ctx)->offset;
+}
+
+int lp_parse_line(lp_parser *p, const char *line, size_t len, lp_buf *out, lp_parse_result *res)
+{
+    lp_access_line a;
+    const char *why = lp_access_tokenize(line, len, &a);
+    int host_kind = 0;
+    if (!why)
+        why = check_format(p->format, &a, &res->format);
+    if (!why) {
+        why = lp_time_is_clf(a.time)
+                  ? lp_time_read_clf(a.time, &res->timestamp)
+                  : lp_time_read_seed(a.time, p->fixed_zone ? fixed_offset : iana_offset, p,
+                                      &res->timestamp);
+    }
+    if (!why && a.protocol.n && (a.protocol.n > 8 || a.protocol.p[0] < '0' || a.protocol.p[0] > '9'))
+        why = "malformed request line: bad HTTP version";
+    if (!why && (host_kind = classify_host(a.host)) < 0)
+        why = "bad client address: neither an IP address nor a host name";
+    res->reject_reason = why;
+    if (why)
+        return -1;
+    put_document(out, &a, host_kind, res->timestamp);
+    return 0;
+}
