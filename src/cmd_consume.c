@@ -1,12 +1,176 @@
-/* cmd_consume.c: placeholder until the subcommand lands. */
+/*
+ * cmd_consume.c: `logpipe consume`, options to an lp_consume_opts and the
+ * run's JSON summary on stdout. The pipeline itself is lib/consume/.
+ *
+ * Credentials are never taken from argv (other users can read a process's
+ * arguments): the Elasticsearch password and API key come from the
+ * environment, which is cleared once read.
+ */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "consume/consume.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: logpipe consume --brokers HOST:PORT --topic TOPIC --group GROUP --es URL [options]\n\n"
+            "A Kafka consumer group member that parses access-log messages into Elastic Common\n"
+            "Schema documents and bulk-indexes them into Elasticsearch. Each document's _id is\n"
+            "<topic>-<partition>-<offset>, and offsets are committed only for acknowledged\n"
+            "documents: a crash or a replay never loses or duplicates anything. Unparseable\n"
+            "messages and documents Elasticsearch refuses go to the dead-letter topic with\n"
+            "their original bytes and a logpipe.reason header.\n\n"
+            "required:\n"
+            "  -b, --brokers LIST         bootstrap brokers, host:port[,host:port]\n"
+            "  -t, --topic TOPIC          topic to consume (repeatable, or comma-separated)\n"
+            "  -g, --group GROUP          consumer group id\n"
+            "  -e, --es URL               Elasticsearch, e.g. http://127.0.0.1:9200\n"
+            "options:\n"
+            "  -i, --index PATTERN        index name; %%Y %%m %%d %%H from @timestamp (default logs-access-%%Y.%%m.%%d)\n"
+            "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
+            "  -f, --format FMT           auto (default), seed, combined, common\n"
+            "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
+            "      --batch-docs N         documents per bulk request (default 5000)\n"
+            "      --batch-bytes N        bytes per bulk request before gzip (default 5242880)\n"
+            "      --flush-ms MS          send a partial bulk after MS (default 500)\n"
+            "      --inflight N           concurrent bulk requests (default 2)\n"
+            "      --no-gzip              send bulk bodies uncompressed\n"
+            "      --no-template          do not install the index template\n"
+            "      --max-messages N       stop after N messages\n"
+            "      --max-seconds S        stop after S seconds\n"
+            "      --until-idle S         stop when caught up and nothing arrived for S seconds\n"
+            "      --drain-timeout S      at stop or rebalance, wait up to S s for in-flight bulks (default 30)\n"
+            "      --connect-timeout S    fail if Kafka does not answer within S s (default 10)\n"
+            "      --es-ca FILE           CA bundle for https Elasticsearch (verification is on)\n"
+            "      --es-insecure          do not verify Elasticsearch's TLS certificate (unsafe)\n"
+            "      --es-user USER         basic auth user; the password is read from LOGPIPE_ES_PASSWORD\n"
+            "                             (the API key, if any, from LOGPIPE_ES_API_KEY)\n"
+            "  -X key=value               any librdkafka property (repeatable; wins over the above)\n"
+            "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
+            "  -v, --verbose              log assignments, revocations and Kafka errors\n"
+            "  -h, --help                 this help\n\n"
+            "Without --max-messages/--max-seconds/--until-idle it runs until SIGINT or SIGTERM; on\n"
+            "any stop it finishes in-flight bulks, commits and leaves the group, then prints one\n"
+            "JSON summary line on stdout.\n"
+            "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 4 Elasticsearch, 5 partial (some\n"
+            "messages not acknowledged: they were not committed and will be consumed again).\n");
+}
+
+/* Takes a credential from the environment and removes it from there. */
+static char *take_env(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return NULL;
+    char *copy = strdup(v);
+    size_t n = strlen(v);
+    memset((char *)v, 0, n); /* wipe the environment block's copy too */
+    unsetenv(name);
+    return copy;
+}
+
+static void add_topics(const char **topics, size_t *n, char *arg)
+{
+    for (char *save = NULL, *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (*t && *n < 64)
+            topics[(*n)++] = t;
+}
 
 int cmd_consume(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "logpipe consume: not implemented yet\n");
-    return LP_EXIT_IO;
+    enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
+           O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET };
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
+        {"group", required_argument, NULL, 'g'}, {"es", required_argument, NULL, 'e'},
+        {"index", required_argument, NULL, 'i'}, {"dlq-topic", required_argument, NULL, O_DLQ},
+        {"format", required_argument, NULL, 'f'}, {"timezone", required_argument, NULL, 'z'},
+        {"batch-docs", required_argument, NULL, O_BDOCS}, {"batch-bytes", required_argument, NULL, O_BBYTES},
+        {"flush-ms", required_argument, NULL, O_FLUSH}, {"inflight", required_argument, NULL, O_INFLIGHT},
+        {"no-gzip", no_argument, NULL, O_NOGZIP}, {"no-template", no_argument, NULL, O_NOTPL},
+        {"max-messages", required_argument, NULL, O_MAXMSG}, {"max-seconds", required_argument, NULL, O_MAXSEC},
+        {"until-idle", required_argument, NULL, O_IDLE}, {"drain-timeout", required_argument, NULL, O_DRAIN},
+        {"connect-timeout", required_argument, NULL, O_CONNECT}, {"es-ca", required_argument, NULL, O_CA},
+        {"es-insecure", no_argument, NULL, O_INSECURE}, {"es-user", required_argument, NULL, O_USER},
+        {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
+        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *cmd = "consume";
+    const char *topics[64];
+    lp_consume_opts o = {.topics = topics, .index_pattern = "logs-access-%Y.%m.%d",
+                         .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 5000,
+                         .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
+                         .connect_timeout_s = 10, .install_template = 1, .progress = -1};
+    uint64_t v;
+    lp_error err;
+    int c, fmt, rc = LP_EXIT_USAGE;
+    while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b': o.brokers = optarg; break;
+        case 't': add_topics(topics, &o.ntopics, optarg); break;
+        case 'g': o.group = optarg; break;
+        case 'e': o.es.url = optarg; break;
+        case 'i': o.index_pattern = optarg; break;
+        case O_DLQ: o.dlq_topic = optarg; break;
+        case 'z': o.parse.timezone = optarg; break;
+        case 'f':
+            if ((fmt = lp_format_from_name(optarg)) < 0) {
+                cli_usage_error(cmd, "--format: \"%s\" is not one of auto, seed, combined, common", optarg);
+                goto out;
+            }
+            o.parse.format = (lp_format)fmt;
+            break;
+        case O_BDOCS: if (cli_parse_u64(cmd, "--batch-docs", optarg, 1, 1000000, &v)) goto out; o.batch_docs = v; break;
+        case O_BBYTES: if (cli_parse_u64(cmd, "--batch-bytes", optarg, 1024, 1u << 30, &v)) goto out; o.batch_bytes = v; break;
+        case O_FLUSH: if (cli_parse_u64(cmd, "--flush-ms", optarg, 1, 3600000, &v)) goto out; o.flush_ms = (int)v; break;
+        case O_INFLIGHT: if (cli_parse_u64(cmd, "--inflight", optarg, 1, 64, &v)) goto out; o.es.max_inflight = (int)v; break;
+        case O_NOGZIP: o.es.gzip = 0; break;
+        case O_NOTPL: o.install_template = 0; break;
+        case O_MAXMSG: if (cli_parse_u64(cmd, "--max-messages", optarg, 1, UINT64_MAX, &o.max_messages)) goto out; break;
+        case O_MAXSEC: if (cli_parse_double(cmd, "--max-seconds", optarg, 0.001, 1e9, &o.max_seconds)) goto out; break;
+        case O_IDLE: if (cli_parse_double(cmd, "--until-idle", optarg, 0.001, 1e9, &o.until_idle)) goto out; break;
+        case O_DRAIN: if (cli_parse_u64(cmd, "--drain-timeout", optarg, 0, 86400, &v)) goto out; o.drain_timeout_s = (int)v; break;
+        case O_CONNECT: if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &v)) goto out; o.connect_timeout_s = (int)v; break;
+        case O_CA: o.es.ca_file = optarg; break;
+        case O_INSECURE: o.es.insecure = 1; break;
+        case O_USER: o.es.username = optarg; break;
+        case O_PROGRESS: o.progress = 1; break;
+        case O_QUIET: o.progress = 0; break;
+        case 'v': o.verbose = 1; break;
+        case 'X':
+            if (lp_kafka_props_add(&o.kafka_props, optarg, &err)) {
+                cli_report(cmd, &err);
+                goto out;
+            }
+            break;
+        case 'h': usage(stdout); rc = 0; goto out;
+        default: cli_bad_option(cmd, argv); goto out;
+        }
+    }
+    if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
+    if (!o.brokers) { cli_usage_error(cmd, "--brokers is required"); goto out; }
+    if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
+    if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }
+    if (!o.es.url) { cli_usage_error(cmd, "--es is required (e.g. http://127.0.0.1:9200)"); goto out; }
+    if (lp_kafka_check_brokers(o.brokers, &err)) { cli_report(cmd, &err); goto out; }
+
+    char *password = take_env("LOGPIPE_ES_PASSWORD"), *api_key = take_env("LOGPIPE_ES_API_KEY");
+    o.es.password = password;
+    o.es.api_key = api_key;
+    lp_consume_result res;
+    lp_buf summary = LP_BUF_INIT;
+    rc = lp_consume_run(&o, &res, &summary);
+    if (rc)
+        fprintf(stderr, "logpipe consume: %s\n", res.message[0] ? res.message : "failed");
+    printf("%s\n", lp_buf_cstr(&summary));
+    fflush(stdout);
+    lp_buf_free(&summary);
+    if (password) { memset(password, 0, strlen(password)); free(password); }
+    if (api_key) { memset(api_key, 0, strlen(api_key)); free(api_key); }
+out:
+    lp_kafka_props_free(&o.kafka_props);
+    return rc;
 }

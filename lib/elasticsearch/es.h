@@ -70,6 +70,17 @@ void lp_bulk_reset(lp_bulk *b);
 void lp_bulk_add(lp_bulk *b, const char *index, size_t index_len, const char *id, size_t id_len,
                  const char *doc, size_t doc_len);
 
+/* Zero-copy form of lp_bulk_add for the hot path: writes the action line
+ * and returns the body buffer, into which the caller appends the document
+ * (e.g. with lp_parse_line); lp_bulk_end(b, 1) then closes the item, and
+ * lp_bulk_end(b, 0) removes it again (the document was rejected). */
+lp_buf *lp_bulk_begin(lp_bulk *b, const char *index, size_t index_len, const char *id, size_t id_len);
+void lp_bulk_end(lp_bulk *b, int keep);
+/* Between begin and end: replaces the open item's index name with one of the
+ * same length (date patterns have fixed widths). Returns -1, changing
+ * nothing, when the lengths differ. */
+int lp_bulk_set_index(lp_bulk *b, const char *index, size_t index_len);
+
 size_t lp_bulk_items(const lp_bulk *b);
 size_t lp_bulk_bytes(const lp_bulk *b); /* uncompressed NDJSON body size */
 

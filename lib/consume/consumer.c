@@ -1,0 +1,735 @@
+/*
+ * consumer.c: the consume loop (see consume.h and docs/guarantees.md).
+ *
+ * One thread drives everything: rd_kafka_consumer_poll hands over one
+ * message at a time; the message is parsed straight into the open batch's
+ * bulk body (its _id from topic, partition and offset, so a replay
+ * overwrites); full or lingering batches go to lp_es; lp_es_poll fires one
+ * "done" per bulk, whose refused items go to the dead-letter topic; a batch
+ * whose bulk and dead-letter writes are all acknowledged is marked done in
+ * lp_offsets, and only the contiguous prefix of done batches is stored as
+ * the partition's offset (auto-commit then commits only stored offsets).
+ *
+ * Messages are kept (not copied) until their batch is done, because a
+ * refused document must reach the dead-letter topic with its original
+ * bytes. Memory is bounded by the number of batches, which is fixed: when
+ * none is free the assigned partitions are paused, and the group stays
+ * alive because rd_kafka_consumer_poll keeps being called.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "consume/consume.h"
+#include "consume/offsets.h"
+#include "core/json.h"
+
+typedef struct batch {
+    uint64_t seq;
+    lp_bulk *bulk;
+    rd_kafka_message_t **msgs; /* all messages of the batch */
+    uint32_t *item_msg;        /* bulk item -> index in msgs */
+    size_t nmsgs, cap;
+    size_t dlq_pending;
+    int submitted, bulk_done, failed, in_use;
+    int64_t opened_ms;
+} batch;
+
+typedef struct consumer {
+    const lp_consume_opts *o;
+    rd_kafka_t *rk;
+    lp_es *es;
+    lp_producer *dlq;
+    lp_parser *parser;
+    lp_offsets *offsets;
+    lp_offsets *stored; /* positions stored for commit this run, for the summary */
+    batch *batches;
+    size_t nbatches;
+    batch *open; /* receiving messages */
+    uint64_t next_seq;
+    rd_kafka_topic_partition_list_t *assigned;
+    int paused;
+    int64_t last_activity_ms, assigned_at_ms;
+    lp_buf index_name, id, tmp;
+    int64_t index_hour; /* hour index_name was formatted for */
+    int fixed_index;
+    lp_consume_result *res;
+    char fatal[512];
+    int fatal_code;
+} consumer;
+
+static volatile sig_atomic_t stop_signals;
+static void on_signal(int sig) { (void)sig; stop_signals++; }
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void logf_(const consumer *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const consumer *c, const char *fmt, ...)
+{
+    (void)c;
+    va_list ap;
+    fprintf(stderr, "logpipe consume: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void set_fatal(consumer *c, int code, const char *msg)
+{
+    if (!c->fatal[0]) {
+        size_t n = strlen(msg) < sizeof c->fatal - 1 ? strlen(msg) : sizeof c->fatal - 1;
+        memcpy(c->fatal, msg, n);
+        c->fatal[n] = '\0';
+        c->fatal_code = code;
+    }
+}
+
+/* ---- offsets ----------------------------------------------------------------- */
+
+static void store_offset(void *ctx, const char *topic, int32_t partition, int64_t next)
+{
+    consumer *c = ctx;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
+    /* __STATE: the partition was revoked meanwhile; its new owner re-reads
+     * from the last commit, and our _ids make any overlap harmless. */
+    if (!err)
+        lp_offsets_set(c->stored, topic, partition, next);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE)
+        logf_(c, "storing offset %lld of %s [%d] failed: %s", (long long)next, topic, partition,
+              rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void release(batch *b)
+{
+    for (size_t i = 0; i < b->nmsgs; i++)
+        rd_kafka_message_destroy(b->msgs[i]);
+    b->nmsgs = 0;
+    lp_bulk_reset(b->bulk);
+    b->submitted = b->bulk_done = b->failed = 0;
+    b->dlq_pending = 0;
+    b->in_use = 0;
+}
+
+static void maybe_complete(consumer *c, batch *b)
+{
+    if (!b->bulk_done || b->dlq_pending)
+        return;
+    if (b->failed) {
+        /* Never marked done: its partitions' offsets stay below it, so the
+         * messages are consumed again next run. Keep the batch slot busy. */
+        return;
+    }
+    lp_offsets_batch_done(c->offsets, b->seq);
+    lp_offsets_take_advanced(c->offsets, store_offset, c);
+    release(b);
+}
+
+/* ---- dead-letter topic -------------------------------------------------------- */
+
+static void on_dlq_delivery(void *ctx, rd_kafka_resp_err_t err, void *opaque)
+{
+    consumer *c = ctx;
+    batch *b = opaque;
+    b->dlq_pending--;
+    if (err) {
+        c->res->dlq_failed++;
+        b->failed = 1;
+        logf_(c, "dead-letter delivery failed: %s (the source offsets will not be committed)",
+              rd_kafka_err2str(err));
+    } else {
+        c->res->dead_lettered++;
+    }
+    maybe_complete(c, b);
+}
+
+static const char *dlq_topic_for(consumer *c, const char *topic, lp_buf *out)
+{
+    if (c->o->dlq_topic)
+        return c->o->dlq_topic;
+    lp_buf_reset(out);
+    lp_buf_printf(out, "%s.dlq", topic);
+    return lp_buf_cstr(out);
+}
+
+static void dead_letter(consumer *c, batch *b, const rd_kafka_message_t *m, const char *stage,
+                        const char *reason)
+{
+    char num[32];
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    rd_kafka_header_add(h, "logpipe.reason", -1, reason, -1);
+    rd_kafka_header_add(h, "logpipe.stage", -1, stage, -1);
+    rd_kafka_header_add(h, "logpipe.topic", -1, topic, -1);
+    snprintf(num, sizeof num, "%d", (int)m->partition);
+    rd_kafka_header_add(h, "logpipe.partition", -1, num, -1);
+    snprintf(num, sizeof num, "%lld", (long long)m->offset);
+    rd_kafka_header_add(h, "logpipe.offset", -1, num, -1);
+    lp_error err;
+    lp_buf name = LP_BUF_INIT;
+    b->dlq_pending++;
+    if (lp_producer_send(c->dlq, dlq_topic_for(c, topic, &name), RD_KAFKA_PARTITION_UA, m->key,
+                         m->key_len, m->payload, m->len, h, b, &err)) {
+        rd_kafka_headers_destroy(h);
+        b->dlq_pending--;
+        b->failed = 1;
+        c->res->dlq_failed++;
+        logf_(c, "dead-letter write failed: %s", err.msg);
+    }
+    lp_buf_free(&name);
+}
+
+/* ---- batches and bulk results ------------------------------------------------- */
+
+static void on_bulk_done(void *ctx, lp_bulk *bulk, void *opaque)
+{
+    consumer *c = ctx;
+    batch *b = opaque;
+    size_t n = lp_bulk_items(bulk);
+    for (size_t i = 0; i < n; i++) {
+        int status;
+        const char *reason;
+        if (lp_bulk_item_state(bulk, i, &status, &reason) == LP_ITEM_OK) {
+            c->res->indexed++;
+        } else {
+            c->res->refused++;
+            dead_letter(c, b, b->msgs[b->item_msg[i]], "index", reason);
+        }
+    }
+    b->bulk_done = 1;
+    maybe_complete(c, b);
+}
+
+static batch *take_free_batch(consumer *c)
+{
+    for (size_t i = 0; i < c->nbatches; i++)
+        if (!c->batches[i].in_use) {
+            batch *b = &c->batches[i];
+            b->in_use = 1;
+            b->seq = c->next_seq++;
+            b->opened_ms = now_ms();
+            return b;
+        }
+    return NULL;
+}
+
+static void submit_open(consumer *c)
+{
+    batch *b = c->open;
+    if (!b || b->nmsgs == 0)
+        return;
+    b->submitted = 1;
+    c->open = NULL;
+    lp_es_submit(c->es, b->bulk, on_bulk_done, c, b);
+}
+
+/* Makes index_name the index for time ts; returns 1 when it changed. */
+static int index_for(consumer *c, int64_t ts)
+{
+    if (c->fixed_index || ts / 3600 == c->index_hour)
+        return 0;
+    lp_buf_reset(&c->index_name);
+    lp_index_name(c->o->index_pattern, ts, &c->index_name);
+    lp_buf_cstr(&c->index_name);
+    c->index_hour = ts / 3600;
+    return 1;
+}
+
+/* Re-opens the item under the right index when the name's width changed
+ * (a year outside 1000..9999): rare, so a copy is fine here. */
+static void reopen_item(consumer *c, lp_bulk *bulk, lp_buf *body, size_t doc_at)
+{
+    lp_buf_reset(&c->tmp);
+    lp_buf_append(&c->tmp, body->data + doc_at, body->len - doc_at);
+    lp_bulk_end(bulk, 0);
+    body = lp_bulk_begin(bulk, c->index_name.data, c->index_name.len, c->id.data, c->id.len);
+    lp_buf_append(body, c->tmp.data, c->tmp.len);
+}
+
+static void handle_message(consumer *c, rd_kafka_message_t *m)
+{
+    batch *b = c->open;
+    if (b->nmsgs == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        b->msgs = lp_xrealloc(b->msgs, b->cap * sizeof *b->msgs);
+        b->item_msg = lp_xrealloc(b->item_msg, b->cap * sizeof *b->item_msg);
+    }
+    size_t mi = b->nmsgs++;
+    b->msgs[mi] = m;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    lp_offsets_track(c->offsets, topic, m->partition, m->offset, b->seq);
+    c->res->consumed++;
+
+    /* _id from the message's coordinates: a replay overwrites. */
+    lp_buf_reset(&c->id);
+    lp_buf_append(&c->id, topic, strlen(topic));
+    lp_buf_putc(&c->id, '-');
+    lp_buf_append_i64(&c->id, m->partition);
+    lp_buf_putc(&c->id, '-');
+    lp_buf_append_i64(&c->id, m->offset);
+
+    /* Parse straight into the bulk body behind an action line naming the
+     * index of the previous document; patch the name if this one's hour
+     * differs (same width, so in place). */
+    size_t item = lp_bulk_items(b->bulk);
+    lp_buf *body = lp_bulk_begin(b->bulk, c->index_name.data, c->index_name.len, c->id.data, c->id.len);
+    size_t doc_at = body->len;
+    lp_parse_result pr;
+    if (lp_parse_line(c->parser, m->payload ? m->payload : "", m->len, body, &pr) != 0) {
+        lp_bulk_end(b->bulk, 0);
+        c->res->rejected++;
+        dead_letter(c, b, m, "parse", pr.reject_reason);
+        return;
+    }
+    if (index_for(c, pr.timestamp) && lp_bulk_set_index(b->bulk, c->index_name.data, c->index_name.len))
+        reopen_item(c, b->bulk, body, doc_at);
+    lp_bulk_end(b->bulk, 1);
+    b->item_msg[item] = (uint32_t)mi;
+}
+
+/* ---- draining, rebalances ------------------------------------------------------ */
+
+static size_t outstanding(const consumer *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nbatches; i++)
+        n += c->batches[i].in_use && c->batches[i].submitted;
+    return n;
+}
+
+/* Finishes in-flight work (bulks and dead-letter writes) up to deadline. */
+static void drain(consumer *c, int64_t deadline_ms)
+{
+    lp_error e;
+    submit_open(c);
+    while ((lp_es_pending(c->es) || rd_kafka_outq_len(lp_producer_handle(c->dlq))) &&
+           now_ms() < deadline_ms && stop_signals < 2 && !c->fatal[0]) {
+        if (lp_es_poll(c->es, 100, &e))
+            set_fatal(c, e.code, e.msg);
+        lp_producer_poll(c->dlq, 0);
+    }
+}
+
+static void commit_sync(consumer *c)
+{
+    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        snprintf(c->res->message, sizeof c->res->message, "committing offsets failed: %s",
+                 rd_kafka_err2str(err));
+        logf_(c, "%s", c->res->message);
+        if (!c->fatal_code)
+            c->fatal_code = LP_EXIT_PARTIAL;
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    consumer *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (c->o->verbose)
+            logf_(c, "assigned %d partition(s)", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        if (c->assigned)
+            rd_kafka_topic_partition_list_destroy(c->assigned);
+        c->assigned = rd_kafka_topic_partition_list_copy(parts);
+        c->assigned_at_ms = c->last_activity_ms = now_ms();
+        c->paused = 0;
+        return;
+    }
+    if (c->o->verbose)
+        logf_(c, "revoking %d partition(s): finishing in-flight bulks first", parts->cnt);
+    drain(c, now_ms() + (int64_t)c->o->drain_timeout_s * 1000);
+    commit_sync(c);
+    for (int i = 0; i < parts->cnt; i++)
+        lp_offsets_forget(c->offsets, parts->elems[i].topic, parts->elems[i].partition);
+    rd_kafka_assign(rk, NULL);
+    if (c->assigned)
+        rd_kafka_topic_partition_list_destroy(c->assigned);
+    c->assigned = NULL;
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    consumer *c = opaque;
+    char fatal[256];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        set_fatal(c, LP_EXIT_KAFKA, fatal);
+    } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "Kafka authentication failed (check the SASL settings): %s", reason);
+        set_fatal(c, LP_EXIT_KAFKA, msg);
+    }
+}
+
+/* ---- start-up ----------------------------------------------------------------- */
+
+static int check_index_pattern(const char *p, lp_error *e)
+{
+    if (!*p)
+        return lp_fail(e, LP_EXIT_USAGE, "--index is empty");
+    for (const char *q = p; *q; q++)
+        if (*q == '%' && q[1])
+            q++; /* a conversion such as %Y */
+        else if ((*q >= 'A' && *q <= 'Z') || strchr("\\/*?\"<>| ,#:", *q))
+            return lp_fail(e, LP_EXIT_USAGE,
+                           "--index: \"%s\" is not a valid index name (lowercase, none of \\/*?\"<>| ,#:)", p);
+    if (p[0] == '_' || p[0] == '-' || p[0] == '+')
+        return lp_fail(e, LP_EXIT_USAGE, "--index: \"%s\" must not start with _, - or +", p);
+    return 0;
+}
+
+static int check_topics(consumer *c, lp_error *e)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 1, NULL, &md, c->o->connect_timeout_s * 1000);
+    if (err)
+        return lp_fail(e, LP_EXIT_KAFKA, "Kafka at %s (--brokers) did not answer within %d s: %s",
+                       c->o->brokers, c->o->connect_timeout_s, rd_kafka_err2str(err));
+    int rc = 0;
+    for (size_t t = 0; t < c->o->ntopics && !rc; t++) {
+        int found = 0;
+        for (int i = 0; i < md->topic_cnt; i++)
+            found |= !strcmp(md->topics[i].topic, c->o->topics[t]) && !md->topics[i].err;
+        if (!found)
+            rc = lp_fail(e, LP_EXIT_KAFKA, "topic %s (--topic) does not exist on %s", c->o->topics[t],
+                         c->o->brokers);
+    }
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
+{
+    const lp_consume_opts *o = c->o;
+    lp_kafka_props props = {0};
+    lp_kafka_props_set(&props, "bootstrap.servers", o->brokers);
+    lp_kafka_props_set(&props, "group.id", o->group);
+    /* Offsets are stored by us, only for acknowledged data; the auto
+     * committer then commits exactly what was stored. */
+    lp_kafka_props_set(&props, "enable.auto.commit", "true");
+    lp_kafka_props_set(&props, "enable.auto.offset.store", "false");
+    lp_kafka_props_set(&props, "auto.commit.interval.ms", "1000");
+    /* A new group starts at the beginning: the seed's "latest" loses data. */
+    lp_kafka_props_set(&props, "auto.offset.reset", "earliest");
+    /* Bounds librdkafka's prefetch so memory does not grow with a backlog. */
+    lp_kafka_props_set(&props, "queued.max.messages.kbytes", "16384");
+    for (size_t i = 0; i < o->kafka_props.n; i++)
+        lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
+    rd_kafka_conf_t *conf = lp_kafka_conf_new(&props, e);
+    lp_kafka_props_free(&props);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        lp_fail(e, LP_EXIT_USAGE, "cannot create Kafka consumer: %s", err);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
+{
+    lp_kafka_props props = {0};
+    lp_kafka_props_set(&props, "bootstrap.servers", o->brokers);
+    for (size_t i = 0; i < o->kafka_props.n; i++)
+        lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
+    lp_producer *p = lp_producer_new(&props, on_dlq_delivery, c, e);
+    lp_kafka_props_free(&props);
+    return p;
+}
+
+static int start(consumer *c, lp_error *e)
+{
+    const lp_consume_opts *o = c->o;
+    char version[64];
+    if (check_index_pattern(o->index_pattern, e) || !(c->parser = lp_parser_new(&o->parse, e)) ||
+        !(c->es = lp_es_new(&o->es, e)) || !(c->rk = open_kafka(c, e)))
+        return -1;
+    if (lp_kafka_check_reachable(c->rk, o->brokers, o->connect_timeout_s * 1000, e) || check_topics(c, e))
+        return -1;
+    if (lp_es_check(c->es, version, sizeof version, e))
+        return -1;
+    if (o->install_template) {
+        lp_buf name = LP_BUF_INIT, pattern = LP_BUF_INIT;
+        lp_index_template_names(o->index_pattern, &name, &pattern);
+        int rc = lp_es_install_template(c->es, lp_buf_cstr(&name), lp_buf_cstr(&pattern), e);
+        lp_buf_free(&name);
+        lp_buf_free(&pattern);
+        if (rc)
+            return -1;
+    }
+    if (!(c->dlq = open_dlq(o, c, e)))
+        return -1;
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)o->ntopics);
+    for (size_t i = 0; i < o->ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, o->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err)
+        return lp_fail(e, LP_EXIT_KAFKA, "subscribing to --topic failed: %s", rd_kafka_err2str(err));
+    if (o->verbose)
+        logf_(c, "Elasticsearch %s at %s; consuming as group %s", version, o->es.url, o->group);
+    return 0;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+static void handle_kafka_error(consumer *c, rd_kafka_message_t *m)
+{
+    switch (m->err) {
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+        break;
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED: {
+        char msg[512];
+        snprintf(msg, sizeof msg, "Kafka refused the subscription: %s", rd_kafka_message_errstr(m));
+        set_fatal(c, LP_EXIT_KAFKA, msg);
+        break;
+    }
+    default:
+        if (c->o->verbose)
+            logf_(c, "Kafka: %s", rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+}
+
+static int64_t total_lag(consumer *c)
+{
+    if (!c->assigned)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(c->assigned);
+    int64_t lag = 0;
+    rd_kafka_position(c->rk, l);
+    for (int i = 0; i < l->cnt; i++) {
+        int64_t lo, hi;
+        if (!rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic, l->elems[i].partition, &lo, &hi) &&
+            hi >= 0)
+            lag += hi - (l->elems[i].offset >= 0 ? l->elems[i].offset : lo);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return lag;
+}
+
+static void show_status(consumer *c, int64_t start_ms, int64_t *last_ms)
+{
+    int64_t now = now_ms();
+    if (now - *last_ms < 500)
+        return;
+    *last_ms = now;
+    double secs = (double)(now - start_ms) / 1000.0;
+    fprintf(stderr, "\rconsumed %llu  indexed %llu  rejected %llu  dead-lettered %llu  %.0f msg/s  lag %lld   ",
+            (unsigned long long)c->res->consumed, (unsigned long long)c->res->indexed,
+            (unsigned long long)c->res->rejected, (unsigned long long)c->res->dead_lettered,
+            secs > 0 ? (double)c->res->consumed / secs : 0.0, (long long)total_lag(c));
+}
+
+static int should_stop(consumer *c, int64_t start_ms, int64_t now)
+{
+    const lp_consume_opts *o = c->o;
+    if (stop_signals || c->fatal[0])
+        return 1;
+    if (o->max_messages && c->res->consumed >= o->max_messages)
+        return 1;
+    if (o->max_seconds > 0 && (double)(now - start_ms) >= o->max_seconds * 1000)
+        return 1;
+    /* Idle means caught up: assigned, not held back, nothing in flight. */
+    return o->until_idle > 0 && c->assigned && !c->paused && lp_es_pending(c->es) == 0 &&
+           (!c->open || c->open->nmsgs == 0) &&
+           (double)(now - c->last_activity_ms) >= o->until_idle * 1000;
+}
+
+static void run_loop(consumer *c)
+{
+    const lp_consume_opts *o = c->o;
+    size_t limit = (size_t)(o->es.max_inflight > 0 ? o->es.max_inflight : 2) + 1;
+    int64_t start_ms = now_ms(), status_ms = 0;
+    int progress = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+    lp_error e;
+    c->last_activity_ms = start_ms;
+    c->open = take_free_batch(c);
+    for (;;) {
+        int64_t now = now_ms();
+        if (should_stop(c, start_ms, now))
+            break;
+        batch *b = c->open;
+        int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) >= o->batch_bytes;
+        if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && outstanding(c) < limit) {
+            submit_open(c);
+            c->open = take_free_batch(c);
+            full = 0;
+        }
+        if (c->assigned && full != c->paused) {
+            (full ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, c->assigned);
+            c->paused = full;
+            c->last_activity_ms = now;
+        }
+        int busy = lp_es_pending(c->es) > 0;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, busy || full ? 0 : 100);
+        if (m && m->err) {
+            handle_kafka_error(c, m);
+        } else if (m) {
+            if (c->open->nmsgs == 0)
+                c->open->opened_ms = now;
+            handle_message(c, m);
+            c->last_activity_ms = now;
+            if (o->max_messages && c->res->consumed >= o->max_messages)
+                rd_kafka_pause_partitions(c->rk, c->assigned);
+        }
+        if (busy && lp_es_poll(c->es, m ? 0 : 20, &e))
+            set_fatal(c, e.code, e.msg);
+        lp_producer_poll(c->dlq, 0);
+        if (progress)
+            show_status(c, start_ms, &status_ms);
+    }
+    if (progress)
+        fputc('\n', stderr);
+}
+
+/* ---- results ------------------------------------------------------------------- */
+
+typedef struct json_ctx {
+    lp_buf *out;
+    const char *topic;
+    int first_topic, first_part;
+} json_ctx;
+
+static void put_committed(void *ctx, const char *topic, int32_t partition, int64_t next)
+{
+    json_ctx *j = ctx;
+    if (!j->topic || strcmp(j->topic, topic)) {
+        if (j->topic)
+            lp_buf_putc(j->out, '}');
+        if (!j->first_topic)
+            lp_buf_putc(j->out, ',');
+        lp_json_str(j->out, topic, strlen(topic));
+        lp_buf_puts_lit(j->out, ":{");
+        j->topic = topic;
+        j->first_topic = 0;
+        j->first_part = 1;
+    }
+    lp_buf_printf(j->out, "%s\"%d\":%lld", j->first_part ? "" : ",", partition, (long long)next);
+    j->first_part = 0;
+}
+
+static void summary(consumer *c, lp_buf *out)
+{
+    const lp_consume_result *r = c->res;
+    lp_buf_printf(out,
+                  "{\"consumed\":%llu,\"indexed\":%llu,\"rejected\":%llu,\"refused\":%llu,"
+                  "\"dead_lettered\":%llu,\"dead_letter_failed\":%llu,\"retries\":%llu,"
+                  "\"duration_s\":%.3f,\"group\":",
+                  (unsigned long long)r->consumed, (unsigned long long)r->indexed,
+                  (unsigned long long)r->rejected, (unsigned long long)r->refused,
+                  (unsigned long long)r->dead_lettered, (unsigned long long)r->dlq_failed,
+                  (unsigned long long)r->retries, r->duration_s);
+    lp_json_str(out, c->o->group, strlen(c->o->group));
+    lp_buf_puts_lit(out, ",\"topics\":[");
+    for (size_t i = 0; i < c->o->ntopics; i++) {
+        if (i)
+            lp_buf_putc(out, ',');
+        lp_json_str(out, c->o->topics[i], strlen(c->o->topics[i]));
+    }
+    lp_buf_puts_lit(out, "],\"committed\":{");
+    json_ctx j = {out, NULL, 1, 1};
+    lp_offsets_each(c->stored, put_committed, &j);
+    if (j.topic)
+        lp_buf_putc(out, '}');
+    lp_buf_printf(out, "},\"exit_code\":%d}", r->exit_code);
+}
+
+static void finish(consumer *c)
+{
+    lp_consume_result *r = c->res;
+    size_t left = c->es ? outstanding(c) + (c->open && c->open->nmsgs) : 0;
+    if (c->fatal[0]) {
+        r->exit_code = c->fatal_code;
+        snprintf(r->message, sizeof r->message, "%s", c->fatal);
+    } else if (left) {
+        r->exit_code = r->indexed == 0 && r->consumed > 0 ? LP_EXIT_ES : LP_EXIT_PARTIAL;
+        snprintf(r->message, sizeof r->message,
+                 "%zu batch(es) were not acknowledged by Elasticsearch before the drain timeout; "
+                 "their offsets were not committed and they will be consumed again",
+                 left);
+    } else if (c->fatal_code) {
+        r->exit_code = c->fatal_code;
+    }
+}
+
+int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *summary_json)
+{
+    consumer c = {.o = o, .res = res, .index_hour = INT64_MIN};
+    lp_error e = {0, ""};
+    memset(res, 0, sizeof *res);
+    int64_t t0 = now_ms();
+    c.fixed_index = strchr(o->index_pattern, '%') == NULL;
+    lp_index_name(o->index_pattern, 0, &c.index_name);
+    c.offsets = lp_offsets_new();
+    c.stored = lp_offsets_new();
+    c.nbatches = (size_t)(o->es.max_inflight > 0 ? o->es.max_inflight : 2) + 2;
+    c.batches = lp_xcalloc(c.nbatches, sizeof *c.batches);
+    for (size_t i = 0; i < c.nbatches; i++)
+        c.batches[i].bulk = lp_bulk_new();
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    stop_signals = 0;
+
+    if (start(&c, &e) == 0) {
+        run_loop(&c);
+        drain(&c, now_ms() + (int64_t)o->drain_timeout_s * 1000);
+        commit_sync(&c);
+        rd_kafka_consumer_close(c.rk);
+    } else {
+        set_fatal(&c, e.code, e.msg);
+    }
+    if (c.dlq)
+        lp_producer_flush(c.dlq, 10000);
+    lp_es_stats st = {0};
+    if (c.es)
+        lp_es_get_stats(c.es, &st);
+    res->retries = st.request_retries + st.item_retries;
+    res->duration_s = (double)(now_ms() - t0) / 1000.0;
+    finish(&c);
+    summary(&c, summary_json);
+
+    for (size_t i = 0; i < c.nbatches; i++) {
+        release(&c.batches[i]);
+        lp_bulk_free(c.batches[i].bulk);
+        free(c.batches[i].msgs);
+        free(c.batches[i].item_msg);
+    }
+    free(c.batches);
+    if (c.assigned)
+        rd_kafka_topic_partition_list_destroy(c.assigned);
+    lp_es_free(c.es);
+    lp_producer_free(c.dlq);
+    if (c.rk)
+        rd_kafka_destroy(c.rk);
+    lp_parser_free(c.parser);
+    lp_offsets_free(c.offsets);
+    lp_offsets_free(c.stored);
+    lp_buf_free(&c.index_name);
+    lp_buf_free(&c.id);
+    lp_buf_free(&c.tmp);
+    return res->exit_code;
+}

@@ -1,0 +1,185 @@
+/*
+ * bulk.c: _bulk request bodies and the reader of _bulk responses.
+ *
+ * A bulk is one NDJSON body plus a span per item (where its action and
+ * document lines sit in the body), so a retry can resend just the items that
+ * came back 429/5xx by concatenating their spans, without rebuilding
+ * anything. Refusal reasons are kept in one per-bulk string arena: nothing is
+ * allocated per item once the bulk has grown.
+ *
+ * Response reading is the one place that must not trust its input (a proxy
+ * can answer anything), so every shape is checked and a surprise is an
+ * error, never a guess about which item failed.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "elasticsearch/bulk_internal.h"
+
+lp_bulk *lp_bulk_new(void) { return lp_xcalloc(1, sizeof(lp_bulk)); }
+
+void lp_bulk_free(lp_bulk *b)
+{
+    if (!b)
+        return;
+    lp_buf_free(&b->body);
+    lp_buf_free(&b->reasons);
+    free(b->items);
+    free(b->sent);
+    free(b);
+}
+
+void lp_bulk_reset(lp_bulk *b)
+{
+    lp_buf_reset(&b->body);
+    lp_buf_reset(&b->reasons);
+    b->n = b->pending = b->nsent = 0;
+    b->attempts = 0;
+    b->retry_at_ms = 0;
+    b->next = NULL;
+}
+
+lp_buf *lp_bulk_begin(lp_bulk *b, const char *index, size_t index_len, const char *id, size_t id_len)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        b->items = lp_xrealloc(b->items, b->cap * sizeof *b->items);
+    }
+    b->items[b->n].off = b->body.len;
+    lp_buf_puts_lit(&b->body, "{\"index\":{\"_index\":");
+    b->open_index_at = b->body.len;
+    lp_json_str(&b->body, index, index_len);
+    b->open_index_len = b->body.len - b->open_index_at;
+    lp_buf_puts_lit(&b->body, ",\"_id\":");
+    lp_json_str(&b->body, id, id_len);
+    lp_buf_puts_lit(&b->body, "}}\n");
+    return &b->body;
+}
+
+int lp_bulk_set_index(lp_bulk *b, const char *index, size_t index_len)
+{
+    lp_buf tmp = LP_BUF_INIT;
+    lp_json_str(&tmp, index, index_len);
+    int ok = tmp.len == b->open_index_len;
+    if (ok)
+        memcpy(b->body.data + b->open_index_at, tmp.data, tmp.len);
+    lp_buf_free(&tmp);
+    return ok ? 0 : -1;
+}
+
+void lp_bulk_end(lp_bulk *b, int keep)
+{
+    lp_bulk_item *it = &b->items[b->n];
+    if (!keep) {
+        b->body.len = it->off;
+        return;
+    }
+    lp_buf_putc(&b->body, '\n');
+    it->len = b->body.len - it->off;
+    it->state = LP_ITEM_PENDING;
+    it->status = 0;
+    it->reason = 0;
+    b->n++;
+    b->pending++;
+}
+
+void lp_bulk_add(lp_bulk *b, const char *index, size_t index_len, const char *id, size_t id_len,
+                 const char *doc, size_t doc_len)
+{
+    lp_buf_append(lp_bulk_begin(b, index, index_len, id, id_len), doc, doc_len);
+    lp_bulk_end(b, 1);
+}
+
+size_t lp_bulk_items(const lp_bulk *b) { return b->n; }
+size_t lp_bulk_bytes(const lp_bulk *b) { return b->body.len; }
+
+lp_item_state lp_bulk_item_state(const lp_bulk *b, size_t i, int *status, const char **reason)
+{
+    const lp_bulk_item *it = &b->items[i];
+    if (status)
+        *status = it->status;
+    if (reason)
+        *reason = it->state == LP_ITEM_REFUSED ? b->reasons.data + it->reason : NULL;
+    return (lp_item_state)it->state;
+}
+
+void lp_bulk_prepare_request(lp_bulk *b, lp_buf *req, const char **body, size_t *len)
+{
+    if (b->nsent_cap < b->n) {
+        b->nsent_cap = b->cap;
+        b->sent = lp_xrealloc(b->sent, b->nsent_cap * sizeof *b->sent);
+    }
+    b->nsent = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].state == LP_ITEM_PENDING)
+            b->sent[b->nsent++] = i;
+    if (b->nsent == b->n) { /* first attempt, or all failed: the body as built */
+        *body = b->body.data;
+        *len = b->body.len;
+        return;
+    }
+    lp_buf_reset(req);
+    for (size_t k = 0; k < b->nsent; k++) {
+        const lp_bulk_item *it = &b->items[b->sent[k]];
+        lp_buf_append(req, b->body.data + it->off, it->len);
+    }
+    *body = req->data;
+    *len = req->len;
+}
+
+static void refuse(lp_bulk *b, lp_bulk_item *it, int status, json_t *error)
+{
+    const char *type = json_string_value(json_object_get(error, "type"));
+    const char *why = json_string_value(json_object_get(error, "reason"));
+    if (!type && json_is_string(error))
+        why = json_string_value(error);
+    it->state = LP_ITEM_REFUSED;
+    it->status = (uint16_t)status;
+    it->reason = b->reasons.len;
+    lp_buf_printf(&b->reasons, "%.100s: %.400s", type ? type : "error", why ? why : "no reason given");
+    lp_buf_putc(&b->reasons, '\0');
+    b->pending--;
+}
+
+long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr);
+    size_t nsent = b->nsent ? b->nsent : b->n;
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return lp_fail(e, LP_EXIT_ES, "_bulk response is not a JSON object (%s)", root ? "wrong type" : jerr.text);
+    }
+    json_t *errors = json_object_get(root, "errors"), *items = json_object_get(root, "items");
+    if (!json_is_boolean(errors) || !json_is_array(items) || json_array_size(items) != nsent) {
+        json_decref(root);
+        return lp_fail(e, LP_EXIT_ES,
+                       "_bulk response does not list one result per item (sent %zu, got %zu)", nsent,
+                       json_is_array(items) ? json_array_size(items) : 0);
+    }
+    for (size_t k = 0; k < nsent; k++) {
+        lp_bulk_item *it = &b->items[b->nsent ? b->sent[k] : k];
+        json_t *result = json_object_get(json_array_get(items, k), "index");
+        json_t *status = json_object_get(result, "status");
+        if (!json_is_integer(status)) {
+            json_decref(root);
+            return lp_fail(e, LP_EXIT_ES, "_bulk response item %zu has no index status", k);
+        }
+        int st = (int)json_integer_value(status);
+        if (it->state != LP_ITEM_PENDING)
+            continue;
+        if (st >= 200 && st < 300) {
+            it->state = LP_ITEM_OK;
+            it->status = (uint16_t)st;
+            b->pending--;
+        } else if (st == 429 || st >= 500) {
+            it->status = (uint16_t)st; /* stays pending: retried */
+        } else {
+            refuse(b, it, st, json_object_get(result, "error"));
+        }
+    }
+    json_decref(root);
+    return (long)b->pending;
+}

@@ -1,0 +1,39 @@
+/*
+ * bulk_internal.h: the inside of lp_bulk, shared by bulk.c (bodies and
+ * responses) and client.c (sending and retrying). Not part of es.h: callers
+ * only see items and their outcomes.
+ */
+#ifndef LP_BULK_INTERNAL_H
+#define LP_BULK_INTERNAL_H
+
+#include "elasticsearch/es.h"
+
+typedef struct lp_bulk_item {
+    size_t off, len; /* action + document lines in body */
+    size_t reason;   /* offset of the refusal reason in reasons */
+    uint16_t status;
+    uint8_t state; /* lp_item_state */
+} lp_bulk_item;
+
+struct lp_bulk {
+    lp_buf body;
+    lp_buf reasons;
+    lp_bulk_item *items;
+    size_t n, cap, pending;
+    size_t open_index_at, open_index_len; /* the open item's escaped index name */
+    size_t *sent; /* item indices in the request in flight */
+    size_t nsent, nsent_cap;
+    /* owned by the client while submitted */
+    lp_bulk_done_fn on_done;
+    void *ctx, *opaque;
+    unsigned attempts;
+    int64_t retry_at_ms;
+    struct lp_bulk *next;
+};
+
+/* Points body/len at the request for the pending items: the whole body on a
+ * first attempt, else their spans copied into req. Records which items are
+ * sent, so lp_bulk_read_response can map results back. */
+void lp_bulk_prepare_request(lp_bulk *b, lp_buf *req, const char **body, size_t *len);
+
+#endif
