@@ -194,6 +194,10 @@ static int classify_host(lp_slice h)
 static const char *check_format(lp_format want, const lp_access_line *a, lp_format *got)
 {
     int clf = lp_time_is_clf(a->time);
+    /* The seed format always ends with referrer and agent: without them the
+     * line was cut short, possibly inside the size field. */
+    if (!clf && !a->has_trailer)
+        return "truncated line: the seed format ends with a referrer and a user agent";
     *got = !clf ? LP_FORMAT_SEED : a->has_trailer ? LP_FORMAT_COMBINED : LP_FORMAT_COMMON;
     if (want == LP_FORMAT_AUTO || want == *got)
         return NULL;

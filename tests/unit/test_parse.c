@@ -1,0 +1,274 @@
+/*
+ * test_parse.c: access-log line -> ECS document (lib/parse, lib/formats).
+ * Every accepted line's output is loaded back with jansson, so a test fails
+ * on invalid JSON as well as on a wrong field.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "parse/parse.h"
+
+static lp_parser *parser;
+static lp_buf out = LP_BUF_INIT;
+static lp_parse_result res;
+static json_t *doc;
+
+/* Parses line; returns the document (NULL on reject, reason in res). */
+static json_t *parse_n(const char *line, size_t len)
+{
+    json_decref(doc);
+    doc = NULL;
+    lp_buf_reset(&out);
+    if (lp_parse_line(parser, line, len, &out, &res) != 0) {
+        CHECK_INT(out.len, 0); /* a reject leaves the output as it was */
+        return NULL;
+    }
+    json_error_t err;
+    doc = json_loadb(out.data, out.len, JSON_ALLOW_NUL, &err);
+    if (!doc)
+        fprintf(stderr, "invalid JSON (%s): %.*s\n", err.text, (int)out.len, out.data);
+    CHECK(doc != NULL);
+    return doc;
+}
+
+static json_t *parse(const char *line) { return parse_n(line, strlen(line)); }
+
+/* Field by dotted path through nested objects. */
+static json_t *field(const char *path)
+{
+    json_t *v = doc;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && v; k = strtok_r(NULL, ".", &save)) {
+        json_t *next = json_object_get(v, k);
+        if (!next && !strcmp(k, "@timestamp"))
+            next = json_object_get(v, "@timestamp");
+        v = next;
+    }
+    return v;
+}
+
+static const char *str(const char *path) { return json_string_value(field(path)); }
+static long long num(const char *path) { return json_is_integer(field(path)) ? json_integer_value(field(path)) : -1; }
+
+static void use_parser(lp_format f, const char *tz)
+{
+    lp_parser_free(parser);
+    lp_parse_opts o = {f, tz};
+    lp_error e;
+    parser = lp_parser_new(&o, &e);
+    CHECK(parser != NULL);
+}
+
+static void test_seed_format(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    CHECK(parse("9.180.123.170 - - [Jan 21 2026, 22:23:40] \"DELETE /contact HTTP/1.1\" 404 13444 "
+                "\"https://example.com\" \"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)\""));
+    CHECK_INT(res.format, LP_FORMAT_SEED);
+    CHECK_STR(str("@timestamp"), "2026-01-21T22:23:40Z");
+    CHECK_STR(str("source.ip"), "9.180.123.170");
+    CHECK(field("user") == NULL);
+    CHECK_STR(str("http.request.method"), "DELETE");
+    CHECK_STR(str("url.original"), "/contact");
+    CHECK_STR(str("url.path"), "/contact");
+    CHECK(field("url.query") == NULL);
+    CHECK_STR(str("http.version"), "1.1");
+    CHECK_INT(num("http.response.status_code"), 404);
+    CHECK_INT(num("http.response.body.bytes"), 13444);
+    CHECK_STR(str("http.request.referrer"), "https://example.com");
+    CHECK_STR(str("user_agent.original"), "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)");
+    CHECK_INT(res.timestamp, 1769034220);
+}
+
+static void test_combined_format(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    CHECK(parse("127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif?a=1&b=2 HTTP/1.0\" 200 2326 "
+                "\"http://www.example.com/start.html\" \"Mozilla/4.08 [en] (Win98; I ;Nav)\""));
+    CHECK_INT(res.format, LP_FORMAT_COMBINED);
+    CHECK_STR(str("@timestamp"), "2000-10-10T20:55:36Z");
+    CHECK_STR(str("user.name"), "frank");
+    CHECK_STR(str("url.original"), "/apache_pb.gif?a=1&b=2");
+    CHECK_STR(str("url.path"), "/apache_pb.gif");
+    CHECK_STR(str("url.query"), "a=1&b=2");
+    CHECK_STR(str("http.version"), "1.0");
+    CHECK_STR(str("user_agent.original"), "Mozilla/4.08 [en] (Win98; I ;Nav)");
+    /* '-' referrer, agent and size are absent, not "-" */
+    CHECK(parse("10.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"HEAD / HTTP/1.1\" 304 - \"-\" \"-\""));
+    CHECK(field("http.request.referrer") == NULL);
+    CHECK(field("user_agent") == NULL);
+    CHECK(field("http.response.body") == NULL);
+    CHECK_INT(num("http.response.status_code"), 304);
+}
+
+static void test_common_format(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    CHECK(parse("2001:db8::1 - bob [01/Jan/2024:00:00:00 +0000] \"POST /api/v1/orders HTTP/2.0\" 201 17"));
+    CHECK_INT(res.format, LP_FORMAT_COMMON);
+    CHECK_STR(str("source.ip"), "2001:db8::1");
+    CHECK_STR(str("user.name"), "bob");
+    CHECK_STR(str("http.version"), "2.0");
+    CHECK(field("http.request.referrer") == NULL);
+    /* A host name where the address goes (HostnameLookups On) is source.domain. */
+    CHECK(parse("www.example.org - - [01/Jan/2024:00:00:00 +0000] \"GET / HTTP/1.1\" 200 1"));
+    CHECK_STR(str("source.domain"), "www.example.org");
+    CHECK(field("source.ip") == NULL);
+}
+
+static void test_forced_format(void)
+{
+    const char *seed = "1.2.3.4 - - [Jan 21 2026, 22:23:40] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
+    const char *combined = "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
+    use_parser(LP_FORMAT_SEED, NULL);
+    CHECK(parse(seed));
+    CHECK(!parse(combined));
+    CHECK_CONTAINS(res.reject_reason, "not the seed format");
+    use_parser(LP_FORMAT_COMBINED, NULL);
+    CHECK(parse(combined));
+    CHECK(!parse(seed));
+    use_parser(LP_FORMAT_COMMON, NULL);
+    CHECK(!parse(combined));
+    CHECK_CONTAINS(res.reject_reason, "not the common format");
+    CHECK_INT(lp_format_from_name("combined"), LP_FORMAT_COMBINED);
+    CHECK_INT(lp_format_from_name("json"), -1);
+}
+
+static void expect_time(const char *clf_time, const char *want)
+{
+    char line[256];
+    snprintf(line, sizeof line, "1.2.3.4 - - [%s] \"GET / HTTP/1.1\" 200 1", clf_time);
+    CHECK(parse(line));
+    CHECK_STR(str("@timestamp"), want);
+}
+
+static void expect_reject(const char *line, const char *reason_part)
+{
+    CHECK(parse(line) == NULL);
+    CHECK_CONTAINS(res.reject_reason, reason_part);
+}
+
+static void test_timestamps(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    expect_time("31/Dec/2025:23:30:00 -0100", "2026-01-01T00:30:00Z"); /* crosses midnight and year */
+    expect_time("01/Jan/2026:00:30:00 +0100", "2025-12-31T23:30:00Z");
+    expect_time("29/Feb/2024:12:00:00 +0000", "2024-02-29T12:00:00Z"); /* leap day */
+    expect_time("29/Feb/2000:12:00:00 +0000", "2000-02-29T12:00:00Z"); /* 400-year leap */
+    expect_time("01/Mar/2024:01:00:00 +1400", "2024-02-29T11:00:00Z");
+    expect_time("28/Feb/2023:23:00:00 -1200", "2023-03-01T11:00:00Z");
+    expect_time("01/Jan/1970:00:00:00 +0000", "1970-01-01T00:00:00Z");
+    expect_reject("1.2.3.4 - - [29/Feb/2023:12:00:00 +0000] \"GET / HTTP/1.1\" 200 1", "February");
+    expect_reject("1.2.3.4 - - [29/Feb/1900:12:00:00 +0000] \"GET / HTTP/1.1\" 200 1", "February");
+    expect_reject("1.2.3.4 - - [31/Apr/2024:12:00:00 +0000] \"GET / HTTP/1.1\" 200 1", "day does not exist");
+    expect_reject("1.2.3.4 - - [Feb 30 2024, 10:00:00] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "February");
+    expect_reject("1.2.3.4 - - [Jan 21 2026, 99:00:00] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "hour");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:60:00 -0700] \"GET / HTTP/1.1\" 200 1", "minute");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:60 -0700] \"GET / HTTP/1.1\" 200 1", "second");
+    expect_reject("1.2.3.4 - - [10/Foo/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1", "bad timestamp");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 +1500] \"GET / HTTP/1.1\" 200 1", "zone offset");
+    expect_reject("1.2.3.4 - - [10/Oct/2000 13:55:36] \"GET / HTTP/1.1\" 200 1", "bad timestamp");
+}
+
+static void test_timezones(void)
+{
+    const char *line = "1.2.3.4 - - [Jul 01 2025, 12:00:00] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
+    use_parser(LP_FORMAT_AUTO, "+05:30");
+    CHECK(parse(line));
+    CHECK_STR(str("@timestamp"), "2025-07-01T06:30:00Z");
+    use_parser(LP_FORMAT_AUTO, "-0800");
+    CHECK(parse(line));
+    CHECK_STR(str("@timestamp"), "2025-07-01T20:00:00Z");
+    use_parser(LP_FORMAT_AUTO, "Europe/Paris"); /* summer: +02:00 */
+    CHECK(parse(line));
+    CHECK_STR(str("@timestamp"), "2025-07-01T10:00:00Z");
+    /* winter: +01:00; and across the October DST change in one parser */
+    CHECK(parse("1.2.3.4 - - [Jan 15 2025, 12:00:00] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\""));
+    CHECK_STR(str("@timestamp"), "2025-01-15T11:00:00Z");
+    CHECK(parse("1.2.3.4 - - [Oct 26 2025, 01:30:00] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\""));
+    CHECK_STR(str("@timestamp"), "2025-10-25T23:30:00Z");
+    CHECK(parse("1.2.3.4 - - [Oct 26 2025, 04:30:00] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\""));
+    CHECK_STR(str("@timestamp"), "2025-10-26T03:30:00Z");
+    /* Zone-carrying formats ignore --timezone. */
+    CHECK(parse("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1"));
+    CHECK_STR(str("@timestamp"), "2000-10-10T20:55:36Z");
+    lp_parse_opts bad = {LP_FORMAT_AUTO, "Mars/Olympus"};
+    lp_error e;
+    CHECK(lp_parser_new(&bad, &e) == NULL);
+    CHECK_CONTAINS(e.msg, "--timezone");
+    CHECK_INT(e.code, LP_EXIT_USAGE);
+    bad.timezone = "+25:00";
+    CHECK(lp_parser_new(&bad, &e) == NULL);
+}
+
+static void test_rejects(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    expect_reject("", "empty line");
+    expect_reject("   ", "unrecognised format");
+    expect_reject("garbage", "unrecognised format");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 2x0 1", "status");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 600 1", "status");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1k", "bytes");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1", "quoted request");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"-\" 400 0", "request line");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"get / HTTP/1.1\" 200 1", "method");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\"", "referrer");
+    expect_reject("\xff\xfe - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1", "client address");
+    /* Truncated at every byte: never accepted, never a crash. */
+    const char *full = "9.180.123.170 - - [Jan 21 2026, 22:23:40] \"DELETE /contact HTTP/1.1\" 404 13444 \"https://example.com\" \"UA\"";
+    size_t n = strlen(full), accepted = 0;
+    for (size_t i = 0; i < n; i++)
+        accepted += parse_n(full, i) != NULL;
+    CHECK_INT(accepted, 0);
+}
+
+static void test_hostile_bytes(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    /* Escaped quotes inside quoted fields (Apache writes \" ) */
+    CHECK(parse("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /a\\\"b HTTP/1.1\" 200 1 \"-\" \"say \\\"hi\\\" \\\\o/\""));
+    CHECK_STR(str("url.original"), "/a\"b");
+    CHECK_STR(str("user_agent.original"), "say \"hi\" \\o/");
+    /* Invalid UTF-8, control characters and NUL in the agent: valid JSON out. */
+    static const char raw[] = "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /x HTTP/1.1\" 200 1 \"-\" \"a\xff\xc0\x01\x00z\"";
+    CHECK(parse_n(raw, sizeof raw - 1));
+    CHECK_INT(json_string_length(field("user_agent.original")), 10);
+    CHECK(!memcmp(str("user_agent.original"), "a\xef\xbf\xbd\xef\xbf\xbd\x01\0z", 10));
+    /* A 2 MB user agent */
+    size_t big = 2u << 20;
+    char *line = malloc(big + 200);
+    int k = snprintf(line, 200, "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"");
+    memset(line + k, 'A', big);
+    line[k + big] = '"';
+    CHECK(parse_n(line, (size_t)k + big + 1));
+    CHECK_INT(json_string_length(field("user_agent.original")), big);
+    free(line);
+    /* Outputs appended back to back (as into a bulk body) stay intact. */
+    lp_buf_reset(&out);
+    lp_parse_result r;
+    CHECK_INT(lp_parse_line(parser, "x", 1, &out, &r), -1);
+    const char *good = "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1";
+    CHECK_INT(lp_parse_line(parser, good, strlen(good), &out, &r), 0);
+    size_t one = out.len;
+    CHECK_INT(lp_parse_line(parser, "bad", 3, &out, &r), -1);
+    CHECK_INT(out.len, one);
+}
+
+int main(void)
+{
+    test_seed_format();
+    test_combined_format();
+    test_common_format();
+    test_forced_format();
+    test_timestamps();
+    test_timezones();
+    test_rejects();
+    test_hostile_bytes();
+    json_decref(doc);
+    lp_parser_free(parser);
+    lp_buf_free(&out);
+    return CHECK_DONE();
+}
