@@ -1,0 +1,69 @@
+"""Small helpers the integration tests share: running logpipe, reading Kafka."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def summary(self) -> dict:
+        """The JSON summary line logpipe consume prints on stdout."""
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def run(logpipe: str, *args: str, timeout: float = 300, stdin: bytes | None = None) -> Run:
+    p = subprocess.run([logpipe, *args], check=False, input=stdin, capture_output=True, timeout=timeout)
+    return Run(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+
+
+def high_watermarks(kafka: str, topic: str) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": kafka, "group.id": "logpipe-test-inspect"})
+    try:
+        md = c.list_topics(topic, timeout=30)
+        parts = md.topics[topic].partitions
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
+    finally:
+        c.close()
+
+
+def read_topic(kafka: str, topic: str, expect: int, timeout: float = 60) -> list:
+    """Reads a topic from the beginning until `expect` messages (or timeout)."""
+    import time
+
+    c = Consumer({"bootstrap.servers": kafka, "group.id": f"inspect-{topic}-{time.time()}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    msgs = []
+    deadline = time.time() + timeout
+    try:
+        while len(msgs) < expect and time.time() < deadline:
+            m = c.poll(1.0)
+            if m is not None and not m.error():
+                msgs.append(m)
+        # a little longer, to catch any extra (duplicate) message
+        end = time.time() + 2
+        while time.time() < end:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                msgs.append(m)
+    finally:
+        c.close()
+    return msgs
+
+
+def committed(kafka: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()

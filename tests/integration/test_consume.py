@@ -1,0 +1,115 @@
+"""logpipe consume against the real Kafka and Elasticsearch.
+
+Each test ends with what a user would check: documents counted in
+Elasticsearch, offsets committed in Kafka, dead-lettered bytes read back from
+the dead-letter topic.
+"""
+
+import json
+import subprocess
+
+import requests
+from conftest import es_count
+from helpers import committed, high_watermarks, read_topic, run
+
+START = "2026-01-21T22:23:40Z"
+
+
+def produce(logpipe_bin, kafka, topic, count, seed, ratio="0"):
+    r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", str(count), "--seed", str(seed),
+            "--start", START, "--malformed-ratio", ratio)
+    assert r.code == 0, r.stderr
+
+
+def consume(logpipe_bin, kafka, es, topic, group, index, *extra):
+    return run(logpipe_bin, "consume", "-b", kafka, "-t", topic, "-g", group, "-e", es, "-i", index,
+               "--until-idle", "3", *extra, timeout=600)
+
+
+def test_100k_exactly_once_and_replay_overwrites(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 100_000, 1)
+    index = f"{unique}-%Y.%m.%d"
+    r = consume(logpipe_bin, kafka, es, topic, f"g1-{unique}", index)
+    assert r.code == 0, r.stderr
+    s = r.summary()
+    assert (s["consumed"], s["indexed"], s["rejected"], s["dead_lettered"]) == (100_000, 100_000, 0, 0)
+    assert es_count(es, f"{unique}-*") == 100_000
+    # committed offsets are the high watermarks: everything consumed was acknowledged
+    marks = high_watermarks(kafka, topic)
+    assert committed(kafka, f"g1-{unique}", topic, len(marks)) == marks
+    assert {int(p): o for p, o in s["committed"][topic].items()} == {p: o for p, o in marks.items() if o}
+    # the _id is the message's coordinates
+    doc = requests.get(f"{es}/{unique}-2026.01.21/_doc/{topic}-0-0", timeout=30)
+    assert doc.status_code == 200 and doc.json()["_source"]["@timestamp"].startswith("2026-01-21T")
+
+    # The same topic again under a new group: overwrites, never duplicates.
+    r2 = consume(logpipe_bin, kafka, es, topic, f"g2-{unique}", index)
+    assert r2.code == 0, r2.stderr
+    assert r2.summary()["indexed"] == 100_000
+    assert es_count(es, f"{unique}-*") == 100_000
+
+    # The first group has nothing left: a rerun consumes nothing.
+    r3 = consume(logpipe_bin, kafka, es, topic, f"g1-{unique}", index)
+    assert r3.code == 0 and r3.summary()["consumed"] == 0
+
+
+def test_malformed_lines_go_to_the_dlq_exactly(logpipe_bin, kafka, es, topic, unique, tmp_path):
+    produce(logpipe_bin, kafka, topic, 20_000, 9, ratio="0.05")
+    # raw bytes (the malformed lines are not UTF-8), so not through run()
+    gen = subprocess.run([logpipe_bin, "generate", "--count", "20000", "--seed", "9", "--start", START,
+                          "--malformed-ratio", "0.05"], capture_output=True, check=True).stdout
+    raw = gen.split(b"\n")[:-1]
+    rejects = tmp_path / "rejects.ndjson"
+    p = run(logpipe_bin, "parse", "--rejects", str(rejects), stdin=gen)
+    bad = [raw[json.loads(line)["line_number"] - 1] for line in rejects.read_text().splitlines()]
+    assert 800 < len(bad) < 1200
+
+    r = consume(logpipe_bin, kafka, es, topic, f"g-{unique}", unique)
+    assert r.code == 0, r.stderr
+    s = r.summary()
+    assert s["consumed"] == 20_000
+    assert s["rejected"] == s["dead_lettered"] == len(bad)
+    assert es_count(es, unique) == 20_000 - len(bad)
+    dlq = read_topic(kafka, f"{topic}.dlq", len(bad))
+    assert sorted(m.value() for m in dlq) == sorted(bad)  # original bytes, exactly once each
+    for m in dlq:
+        headers = dict(m.headers())
+        assert headers["logpipe.reason"] and headers["logpipe.stage"] == b"parse"
+        assert headers["logpipe.topic"] == topic.encode()
+    assert p.code == 0
+
+
+def test_typed_mapping_makes_fields_queryable(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 20_000, 4)
+    gen = run(logpipe_bin, "generate", "--count", "20000", "--seed", "4", "--start", START).stdout
+    statuses = [line.split('" ', 1)[1].split(" ", 1)[0] for line in gen.splitlines()]
+    r = consume(logpipe_bin, kafka, es, topic, f"g-{unique}", f"{unique}-%Y.%m.%d")
+    assert r.code == 0, r.stderr
+    index = f"{unique}-*"
+    assert es_count(es, index, {"term": {"http.response.status_code": 500}}) == statuses.count("500")
+    assert es_count(es, index, {"range": {"http.response.status_code": {"gte": 500}}}) == \
+        sum(s.startswith("5") for s in statuses)
+    first_ip = gen.split(" ", 1)[0]
+    assert es_count(es, index, {"term": {"source.ip": first_ip}}) >= 1
+    assert es_count(es, index, {"term": {"source.ip": "2001:db8::/32"}}) > 1000  # ip type: CIDR works
+    assert es_count(es, index, {"term": {"url.path": "/contact"}}) == \
+        sum(' /contact ' in ln or ' /contact?' in ln for ln in gen.splitlines())
+    mapping = requests.get(f"{es}/{index}/_mapping/field/http.response.status_code", timeout=30).json()
+    types = {m["mappings"]["http.response.status_code"]["mapping"]["status_code"]["type"]
+             for m in mapping.values()}
+    assert types == {"long"}
+
+
+def test_unreachable_elasticsearch_exits_4_naming_it(logpipe_bin, kafka, topic, unique):
+    r = run(logpipe_bin, "consume", "-b", kafka, "-t", topic, "-g", unique, "-e", "http://127.0.0.1:1",
+            "--until-idle", "1", timeout=60)
+    assert r.code == 4
+    assert "Elasticsearch at http://127.0.0.1:1 (--es) is unreachable" in r.stderr
+    assert r.summary()["consumed"] == 0
+
+
+def test_missing_topic_exits_3_naming_it(logpipe_bin, kafka, es, unique):
+    r = run(logpipe_bin, "consume", "-b", kafka, "-t", f"missing-{unique}", "-g", unique, "-e", es,
+            "--until-idle", "1", timeout=60)
+    assert r.code == 3
+    assert f"topic missing-{unique} (--topic) does not exist" in r.stderr
