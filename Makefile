@@ -18,10 +18,6 @@ build:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD)
 
-$(BUILD_ASAN)/logpipe:
-	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOGPIPE_SANITIZE=ON >/dev/null
-	cmake --build $(BUILD_ASAN)
-
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
 
@@ -32,10 +28,13 @@ integration: build
 lint:
 	.venv/bin/ruff check tests stack bench
 
+# Everything: the release build's unit and integration tests, lint, then the
+# same suites again with AddressSanitizer + UndefinedBehaviorSanitizer.
 test: deps
 	$(MAKE) unit
 	$(MAKE) lint
 	$(MAKE) integration
+	$(MAKE) test-asan
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOGPIPE_SANITIZE=ON >/dev/null

@@ -153,11 +153,11 @@ long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e
         return lp_fail(e, LP_EXIT_ES, "_bulk response is not a JSON object (%s)", root ? "wrong type" : jerr.text);
     }
     json_t *errors = json_object_get(root, "errors"), *items = json_object_get(root, "items");
-    if (!json_is_boolean(errors) || !json_is_array(items) || json_array_size(items) != nsent) {
+    size_t got = json_is_array(items) ? json_array_size(items) : 0;
+    if (!json_is_boolean(errors) || got != nsent) {
         json_decref(root);
         return lp_fail(e, LP_EXIT_ES,
-                       "_bulk response does not list one result per item (sent %zu, got %zu)", nsent,
-                       json_is_array(items) ? json_array_size(items) : 0);
+                       "_bulk response does not list one result per item (sent %zu, got %zu)", nsent, got);
     }
     for (size_t k = 0; k < nsent; k++) {
         lp_bulk_item *it = &b->items[b->nsent ? b->sent[k] : k];
