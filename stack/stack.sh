@@ -29,8 +29,9 @@ JAVA_HOME=${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")
 READY_TIMEOUT=${LOGPIPE_STACK_TIMEOUT:-180}
 
 KAFKA_HOME=$STACK_DIR/kafka
-ES_HOME=$STACK_DIR/elasticsearch-$ES_VERSION
-ES_DATA=$STACK_DIR/es-data
+ES_STACK_DIR=$STACK_DIR
+ES_HOME=$ES_STACK_DIR/elasticsearch-$ES_VERSION
+ES_DATA=$ES_STACK_DIR/es-data
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
@@ -131,7 +132,27 @@ ensure_es_user() {
   useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
 }
 
+# Elasticsearch runs as $ES_USER, who must reach its files through every
+# parent folder. A clone under a private home (mode 700) is not reachable, so
+# then its files go under /var/tmp instead, keyed by the clone's path.
+choose_es_dir() {
+  local d=$STACK_DIR
+  while [ "$d" != / ]; do
+    [ -e "$d" ] && ! su -s /bin/sh "$ES_USER" -c "test -x '$d'" 2>/dev/null && break
+    d=$(dirname "$d")
+  done
+  if [ "$d" != / ]; then
+    ES_STACK_DIR=/var/tmp/logpipe-stack-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)
+    mkdir -p "$ES_STACK_DIR"
+    chmod 755 "$ES_STACK_DIR"
+    log "$d is not reachable by user $ES_USER: Elasticsearch files go to $ES_STACK_DIR"
+  fi
+  ES_HOME=$ES_STACK_DIR/elasticsearch-$ES_VERSION
+  ES_DATA=$ES_STACK_DIR/es-data
+}
+
 install_es() {
+  choose_es_dir
   [ -f "$ES_HOME/.complete" ] && return
   log "installing Elasticsearch $ES_VERSION (integ-test-zip) from Maven Central"
   local zip=$HOME/.m2/repository/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip
@@ -141,8 +162,8 @@ install_es() {
       die "resolving Elasticsearch $ES_VERSION from Maven Central failed"
   fi
   rm -rf "$ES_HOME"
-  mkdir -p "$STACK_DIR"
-  unzip -q "$zip" -d "$STACK_DIR"
+  mkdir -p "$ES_STACK_DIR"
+  unzip -q "$zip" -d "$ES_STACK_DIR"
   touch "$ES_HOME/.complete"
 }
 
@@ -180,14 +201,15 @@ start_es() {
     log "Elasticsearch already answers on 127.0.0.1:$ES_PORT: reusing it"
     return
   fi
-  install_es
   ensure_es_user
+  install_es
   configure_es
   log "starting Elasticsearch $ES_VERSION as user $ES_USER (log: $ES_HOME/logs/stdout.log)"
   setsid nohup su -s /bin/sh "$ES_USER" -c \
     "ES_JAVA_HOME='$JAVA_HOME' exec '$ES_HOME/bin/elasticsearch' -p '$ES_HOME/es.pid'" \
     >"$ES_HOME/logs/stdout.log" 2>&1 </dev/null &
   echo $! >"$STACK_DIR/es-launcher.pid"
+  echo "$ES_HOME" >"$STACK_DIR/es-home"
   wait_for Elasticsearch es_ready "$ES_HOME/logs/stdout.log" "$STACK_DIR/es-launcher.pid"
 }
 
@@ -210,6 +232,9 @@ cmd_up() {
   start_kafka
   start_es
 }
+
+# Where the running Elasticsearch lives (it may have moved to /var/tmp).
+[ -f "$STACK_DIR/es-home" ] && ES_HOME=$(cat "$STACK_DIR/es-home") && ES_DATA=$(dirname "$ES_HOME")/es-data
 
 cmd_down() {
   stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
