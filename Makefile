@@ -26,7 +26,7 @@ integration: build
 	LOGPIPE_BIN=$(CURDIR)/$(BUILD)/logpipe $(PY) -m pytest -q tests/integration
 
 lint:
-	.venv/bin/ruff check tests stack bench
+	.venv/bin/ruff check .
 
 # Everything: the release build's unit and integration tests, lint, then the
 # same suites again with AddressSanitizer + UndefinedBehaviorSanitizer.
