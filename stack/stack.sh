@@ -5,6 +5,7 @@
 #
 #   stack.sh up       install what is missing (cached), start what is not running, wait until ready
 #   stack.sh down     stop what this script started
+#   stack.sh stop kafka|es   stop one server (fault tests); `up` starts it again
 #   stack.sh status   show what runs where
 #   stack.sh logs kafka|es   the last lines of a server's log
 #
@@ -237,9 +238,8 @@ cmd_up() {
 [ -f "$STACK_DIR/es-home" ] && ES_HOME=$(cat "$STACK_DIR/es-home") && ES_DATA=$(dirname "$ES_HOME")/es-data
 
 cmd_down() {
-  stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
-  [ -f "$ES_HOME/es.pid" ] && stop_pidfile Elasticsearch "$ES_HOME/es.pid"
-  stop_pidfile Kafka "$KAFKA_HOME/kafka.pid"
+  stop_one es
+  stop_one kafka
 }
 
 cmd_status() {
@@ -261,9 +261,19 @@ cmd_status() {
   return $rc
 }
 
+stop_one() {
+  case ${1:-} in
+    kafka) stop_pidfile Kafka "$KAFKA_HOME/kafka.pid" ;;
+    es) stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
+        if [ -f "$ES_HOME/es.pid" ]; then stop_pidfile Elasticsearch "$ES_HOME/es.pid"; fi ;;
+    *) die "usage: stack.sh stop kafka|es" ;;
+  esac
+}
+
 case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
+  stop) stop_one "${2:-}" ;;
   status) cmd_status ;;
   logs)
     case ${2:-} in
@@ -271,5 +281,5 @@ case ${1:-} in
       es) tail -n "${3:-50}" "$ES_HOME/logs/stdout.log" ;;
       *) die "usage: stack.sh logs kafka|es [lines]" ;;
     esac ;;
-  *) echo "usage: stack.sh up|down|status|logs kafka|es" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status|stop kafka|es|logs kafka|es" >&2; exit 2 ;;
 esac

@@ -451,6 +451,13 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
 {
     lp_kafka_props props = {0};
     lp_kafka_props_set(&props, "bootstrap.servers", o->brokers);
+    /* A dead letter is as large as the message it keeps; librdkafka's 1 MB
+     * default would refuse the very messages most likely to be poison. */
+    lp_kafka_props_set(&props, "message.max.bytes", "67108864");
+    /* -X is shared with the consumer, so its consumer-only properties land
+     * here too and librdkafka warns about each (2.0.2 has no
+     * log.configuration.warnings): keep this producer's log to errors. */
+    lp_kafka_props_set(&props, "log_level", "3");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
     lp_producer *p = lp_producer_new(&props, on_dlq_delivery, c, e);
@@ -665,6 +672,12 @@ static void finish(consumer *c)
     if (c->fatal[0]) {
         r->exit_code = c->fatal_code;
         snprintf(r->message, sizeof r->message, "%s", c->fatal);
+    } else if (r->dlq_failed) {
+        r->exit_code = LP_EXIT_PARTIAL;
+        snprintf(r->message, sizeof r->message,
+                 "%llu dead-letter write(s) failed; the offsets of their batches were not committed "
+                 "and will be consumed again",
+                 (unsigned long long)r->dlq_failed);
     } else if (left) {
         r->exit_code = r->indexed == 0 && r->consumed > 0 ? LP_EXIT_ES : LP_EXIT_PARTIAL;
         snprintf(r->message, sizeof r->message,

@@ -1,0 +1,238 @@
+"""Fault tests: the consumer loses nothing and duplicates nothing when the
+world misbehaves. Every test runs against the real Kafka and Elasticsearch,
+is bounded in time, and ends with the same check: every accepted message is
+in Elasticsearch exactly once (count and committed offsets), every rejected
+one is in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+
+import requests
+from confluent_kafka import Producer
+from conftest import ROOT, create_topic, es_count
+from faultproxy import FaultProxy, Faults
+from helpers import committed, high_watermarks, read_topic, run
+
+START = "2026-01-21T22:23:40Z"
+STACK = ["bash", str(ROOT / "stack" / "stack.sh")]
+# A killed member must leave the group quickly for the next one to get its partitions.
+FAST_GROUP = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=1000"]
+
+
+def produce(logpipe_bin, kafka, topic, count, seed=1, ratio="0"):
+    r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", str(count), "--seed", str(seed),
+            "--start", START, "--malformed-ratio", ratio, timeout=300)
+    assert r.code == 0, r.stderr
+
+
+def start_consumer(logpipe_bin, kafka, es, topic, group, index, *extra) -> subprocess.Popen:
+    return subprocess.Popen([logpipe_bin, "consume", "-b", kafka, "-t", topic, "-g", group, "-e", es,
+                             "-i", index, *FAST_GROUP, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(p: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out, err
+
+
+def consume_to_end(logpipe_bin, kafka, es, topic, group, index, *extra):
+    r = run(logpipe_bin, "consume", "-b", kafka, "-t", topic, "-g", group, "-e", es, "-i", index,
+            "--until-idle", "4", *FAST_GROUP, *extra, timeout=600)
+    assert r.code == 0, r.stderr
+    return r
+
+
+def assert_exact(kafka, es, topic, group, index, expected_docs):
+    assert es_count(es, index) == expected_docs
+    marks = high_watermarks(kafka, topic)
+    done = committed(kafka, group, topic, len(marks))
+    assert {p: o for p, o in done.items() if marks[p]} == {p: o for p, o in marks.items() if o}
+
+
+def wait_for_count(es, index, at_least, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if es_count(es, index) >= at_least:
+                return
+        except requests.RequestException:
+            pass  # Elasticsearch restarting: keep waiting
+        time.sleep(0.5)
+    raise AssertionError(f"{index} never reached {at_least} documents")
+
+
+def test_kill_9_at_five_random_moments(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 200_000, seed=21, ratio="0.01")
+    group, index = f"g-{unique}", unique
+    rng = random.Random(unique)
+    for _ in range(5):
+        p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "30")
+        time.sleep(rng.uniform(1.0, 6.0))
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    r = consume_to_end(logpipe_bin, kafka, es, topic, group, index)
+    gen = subprocess.run([logpipe_bin, "generate", "--count", "200000", "--seed", "21", "--start", START,
+                          "--malformed-ratio", "0.01"], capture_output=True, check=True).stdout
+    parsed = subprocess.run([logpipe_bin, "parse"], input=gen, capture_output=True, check=True)
+    good = parsed.stdout.count(b"\n")
+    assert_exact(kafka, es, topic, group, index, good)
+    # Every rejected message reached the dead-letter topic; a kill between a
+    # dead-letter write and its commit can repeat one (at-least-once, see
+    # docs/guarantees.md), so coordinates are compared as a set.
+    dlq = read_topic(kafka, f"{topic}.dlq", 200_000 - good)
+    coords = {(dict(m.headers())["logpipe.partition"], dict(m.headers())["logpipe.offset"]) for m in dlq}
+    assert len(coords) == 200_000 - good
+    assert r.summary()["exit_code"] == 0
+
+
+def test_elasticsearch_down_30s_backs_off_commits_nothing_unindexed_and_resumes(
+        logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 100_000, seed=22)
+    group, index = f"g-{unique}", unique
+    p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "5",
+                       "--batch-docs", "1000")
+    try:
+        wait_for_count(es, index, 5_000)
+        subprocess.run([*STACK, "stop", "es"], check=True, timeout=120)
+        time.sleep(30)
+        # While Elasticsearch is down, nothing beyond what it acknowledged is committed.
+        marks = high_watermarks(kafka, topic)
+        committed_during = sum(max(o, 0) for o in committed(kafka, group, topic, len(marks)).values())
+        subprocess.run([*STACK, "up"], check=True, timeout=300)
+        assert committed_during <= es_count(es, index)
+        code, out, err = finish(p, timeout=300)
+    finally:
+        subprocess.run([*STACK, "up"], check=True, timeout=300)
+        if p.poll() is None:
+            p.kill()
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    # Backoff, not a tight loop: 30 s of outage costs a few dozen retries at most.
+    assert 0 < summary["retries"] < 60, summary
+    assert_exact(kafka, es, topic, group, index, 100_000)
+
+
+def test_partial_429_and_503_are_retried_to_exactness(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 30_000, seed=23)
+    faults = Faults(item_429_every=3, item_429_requests=6, fail_503_requests=2)
+    with FaultProxy(es, faults) as proxy:
+        r = consume_to_end(logpipe_bin, kafka, proxy.url, topic, f"g-{unique}", unique,
+                           "--batch-docs", "2000")
+    s = r.summary()
+    assert faults.rewritten_items > 0
+    assert s["retries"] >= faults.rewritten_items // 2 + 2, (s, faults.rewritten_items)
+    assert s["indexed"] == 30_000 and s["refused"] == 0
+    assert_exact(kafka, es, topic, f"g-{unique}", unique, 30_000)
+
+
+def test_broker_restart_during_produce_and_consume(logpipe_bin, kafka, es, topic, unique):
+    try:
+        prod = subprocess.Popen([logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "150000",
+                                 "--rate", "30000", "--seed", "24", "--start", START],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        subprocess.run([*STACK, "stop", "kafka"], check=True, timeout=120)
+        time.sleep(3)
+        subprocess.run([*STACK, "up"], check=True, timeout=300)
+        _, perr = prod.communicate(timeout=300)
+        assert prod.returncode == 0, perr
+        # Idempotence: exactly the generated lines, none twice.
+        assert sum(high_watermarks(kafka, topic).values()) == 150_000
+
+        group, index = f"g-{unique}", unique
+        p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "8")
+        wait_for_count(es, index, 10_000)
+        subprocess.run([*STACK, "stop", "kafka"], check=True, timeout=120)
+        time.sleep(3)
+        subprocess.run([*STACK, "up"], check=True, timeout=300)
+        code, _, err = finish(p)
+        assert code == 0, err
+    finally:
+        subprocess.run([*STACK, "up"], check=True, timeout=300)
+    # The consumer may have stopped idle while the broker was away; a rerun finishes.
+    consume_to_end(logpipe_bin, kafka, es, topic, group, index)
+    assert_exact(kafka, es, topic, group, index, 150_000)
+
+
+def test_rebalance_when_a_member_joins_and_leaves(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 150_000, seed=25)
+    group, index = f"g-{unique}", unique
+    a = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "10", "-v",
+                       "--batch-docs", "1000")
+    wait_for_count(es, index, 5_000)
+    b = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "30", "-v",
+                       "--batch-docs", "1000")
+    time.sleep(8)
+    b.send_signal(signal.SIGTERM)
+    bcode, _, berr = finish(b)
+    acode, _, aerr = finish(a)
+    assert bcode == 0, berr
+    assert acode == 0, aerr
+    assert "revoking" in aerr  # the rebalance really happened
+    consume_to_end(logpipe_bin, kafka, es, topic, group, index)
+    assert_exact(kafka, es, topic, group, index, 150_000)
+
+
+def test_poison_messages_go_to_the_dlq_and_good_ones_around_them_are_indexed(
+        logpipe_bin, kafka, es, kafka_admin, unique):
+    topic = f"poison-{unique}"
+    create_topic(kafka_admin, topic, partitions=1)
+    index = unique
+    # The index disagrees with the template on url.query: documents with a
+    # query string are refused by Elasticsearch (a real mapping conflict).
+    requests.put(f"{es}/{index}", json={"mappings": {"properties": {"url": {"properties": {
+        "query": {"type": "long"}}}}}}, timeout=30).raise_for_status()
+    good = "1.2.3.4 - - [Jan 21 2026, 22:23:40] \"GET /ok HTTP/1.1\" 200 1 \"-\" \"-\""
+    refused = "1.2.3.4 - - [Jan 21 2026, 22:23:41] \"GET /q?x=abc HTTP/1.1\" 200 1 \"-\" \"-\""
+    poison = [b"\xff\xfe\xfd not utf-8 \xc0\xaf", b"nul\x00bytes\x00", b"", b"Z" * (5 << 20), refused.encode()]
+    producer = Producer({"bootstrap.servers": kafka, "message.max.bytes": 10 << 20})
+    sent = []
+    for bad in poison:
+        for value in (good.encode(), bad):
+            producer.produce(topic, value)
+            sent.append(value)
+    producer.produce(topic, good.encode())
+    assert producer.flush(30) == 0
+    r = consume_to_end(logpipe_bin, kafka, es, topic, f"g-{unique}", index, "--no-template")
+    s = r.summary()
+    assert (s["consumed"], s["indexed"], s["rejected"], s["refused"], s["dead_lettered"]) == (11, 6, 4, 1, 5)
+    assert es_count(es, index) == 6
+    dlq = read_topic(kafka, f"{topic}.dlq", 5)
+    assert sorted(m.value() or b"" for m in dlq) == sorted(poison)
+    stages = {(m.value() or b"")[:20]: dict(m.headers())["logpipe.stage"] for m in dlq}
+    assert stages[refused.encode()[:20]] == b"index"
+    reason = next(dict(m.headers())["logpipe.reason"] for m in dlq if m.value() == refused.encode())
+    assert b"mapper_parsing_exception" in reason or b"document_parsing_exception" in reason
+
+
+def test_memory_stays_bounded_with_a_backlog_and_a_slow_elasticsearch(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 1_000_000, seed=26)
+    peaks = []
+    for backlog_group in (f"small-{unique}", f"big-{unique}"):
+        faults = Faults(delay_s=0.3)
+        with FaultProxy(es, faults) as proxy:
+            p = start_consumer(logpipe_bin, kafka, proxy.url, topic, backlog_group, unique,
+                               "--max-seconds", "15" if backlog_group.startswith("small") else "30")
+            peak = 0
+            while p.poll() is None:
+                try:
+                    with open(f"/proc/{p.pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                peak = max(peak, int(line.split()[1]))
+                except FileNotFoundError:
+                    break
+                time.sleep(0.5)
+            finish(p)
+        peaks.append(peak)
+    # Twice as long against a 1M backlog: the peak does not grow with the backlog.
+    assert peaks[1] < peaks[0] * 1.5 + 16_000, peaks
+    if "asan" not in logpipe_bin:
+        assert peaks[1] < 128_000, peaks  # kB
