@@ -7,7 +7,7 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 PY := .venv/bin/python
 
-.PHONY: all deps build unit integration test test-asan demo stack-up stack-down stack-status lint clean
+.PHONY: all deps build unit integration test test-asan fuzz demo stack-up stack-down stack-status lint clean
 
 all: build
 
@@ -35,6 +35,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) integration
 	$(MAKE) test-asan
+	$(MAKE) fuzz
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOGPIPE_SANITIZE=ON >/dev/null
@@ -42,6 +43,21 @@ test-asan: deps
 	ctest --test-dir $(BUILD_ASAN) --output-on-failure
 	bash stack/stack.sh up
 	LOGPIPE_BIN=$(CURDIR)/$(BUILD_ASAN)/logpipe $(PY) -m pytest -q tests/integration
+
+# Each libFuzzer target for FUZZ_SECONDS (a short run in make test; run
+# longer by hand, e.g. make fuzz FUZZ_SECONDS=3600). Corpora grow in
+# build-fuzz/corpus; the seeds in fuzz/corpus stay small and reviewed.
+FUZZ_SECONDS ?= 45
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DLOGPIPE_FUZZ=ON >/dev/null
+	cmake --build build-fuzz
+	for t in parse timestamp json bulk_response; do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	    build-fuzz/corpus/$$t fuzz/corpus/$$t 2>&1 | grep -E '^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)|SUMMARY' \
+	    || exit 1; \
+	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz_$$t found a failure (crash-* file written)"; exit 1; }; \
+	done
 
 demo: deps build
 	bash stack/stack.sh up
@@ -55,4 +71,4 @@ stack-status:
 	bash stack/stack.sh status
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
