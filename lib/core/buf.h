@@ -50,7 +50,9 @@ static inline void lp_buf_putc(lp_buf *b, char c)
     b->data[b->len++] = c;
 }
 
-#define lp_buf_puts_lit(b, lit) lp_buf_append((b), (lit), sizeof(lit) - 1)
+/* String literals only: ("" lit) does not compile for a pointer, which would
+ * otherwise silently append sizeof(char *) - 1 bytes. */
+#define lp_buf_puts_lit(b, lit) lp_buf_append((b), ("" lit), sizeof(lit) - 1)
 
 /* Allocation helpers that abort with a message instead of returning NULL. */
 void *lp_xmalloc(size_t n);
