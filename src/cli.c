@@ -99,3 +99,24 @@ int cli_bad_option(const char *cmd, char **argv)
     fprintf(stderr, "(see 'logpipe %s --help')\n", cmd);
     return LP_EXIT_USAGE;
 }
+
+char *cli_take_env(const char *name)
+{
+    char *v = getenv(name);
+    if (!v)
+        return NULL;
+    char *copy = strdup(v);
+    memset(v, 0, strlen(v)); /* the environment block's copy too */
+    unsetenv(name);
+    return copy;
+}
+
+void cli_kafka_password(lp_kafka_props *props)
+{
+    char *pw = cli_take_env("LOGPIPE_KAFKA_PASSWORD");
+    if (!pw)
+        return;
+    lp_kafka_props_set(props, "sasl.password", pw);
+    memset(pw, 0, strlen(pw));
+    free(pw);
+}

@@ -50,6 +50,7 @@ static void usage(FILE *out)
             "      --es-user USER         basic auth user; the password is read from LOGPIPE_ES_PASSWORD\n"
             "                             (the API key, if any, from LOGPIPE_ES_API_KEY)\n"
             "  -X key=value               any librdkafka property (repeatable; wins over the above)\n"
+            "                             (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
             "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
             "  -v, --verbose              log assignments, revocations and Kafka errors\n"
             "  -h, --help                 this help\n\n"
@@ -58,19 +59,6 @@ static void usage(FILE *out)
             "JSON summary line on stdout.\n"
             "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 4 Elasticsearch, 5 partial (some\n"
             "messages not acknowledged: they were not committed and will be consumed again).\n");
-}
-
-/* Takes a credential from the environment and removes it from there. */
-static char *take_env(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v)
-        return NULL;
-    char *copy = strdup(v);
-    size_t n = strlen(v);
-    memset((char *)v, 0, n); /* wipe the environment block's copy too */
-    unsetenv(name);
-    return copy;
 }
 
 static void add_topics(const char **topics, size_t *n, char *arg)
@@ -107,6 +95,7 @@ int cmd_consume(int argc, char **argv)
     uint64_t v;
     lp_error err;
     int c, fmt, rc = LP_EXIT_USAGE;
+    cli_kafka_password(&o.kafka_props);
     while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'b': o.brokers = optarg; break;
@@ -157,7 +146,7 @@ int cmd_consume(int argc, char **argv)
     if (!o.es.url) { cli_usage_error(cmd, "--es is required (e.g. http://127.0.0.1:9200)"); goto out; }
     if (lp_kafka_check_brokers(o.brokers, &err)) { cli_report(cmd, &err); goto out; }
 
-    char *password = take_env("LOGPIPE_ES_PASSWORD"), *api_key = take_env("LOGPIPE_ES_API_KEY");
+    char *password = cli_take_env("LOGPIPE_ES_PASSWORD"), *api_key = cli_take_env("LOGPIPE_ES_API_KEY");
     o.es.password = password;
     o.es.api_key = api_key;
     lp_consume_result res;

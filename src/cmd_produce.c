@@ -63,6 +63,7 @@ static void usage(FILE *out)
             "      --connect-timeout S  fail if Kafka does not answer within S seconds (default 10)\n"
             "      --summary json       also print the summary as one JSON line on stdout\n"
             "  -X key=value             any librdkafka property (repeatable; wins over the above)\n"
+            "                           (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
             "  -h, --help               this help\n\n"
             "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
             "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n");
@@ -237,6 +238,7 @@ int cmd_produce(int argc, char **argv)
                       .connect_timeout = 10,
                       .gen = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0}};
     o.gen.seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
+    cli_kafka_password(&o.user_props);
     int rc = parse_args(argc, argv, &o);
     if (rc) {
         lp_kafka_props_free(&o.user_props);

@@ -258,6 +258,22 @@ static void reopen_item(consumer *c, lp_bulk *bulk, lp_buf *body, size_t doc_at)
     lp_buf_append(body, c->tmp.data, c->tmp.len);
 }
 
+/* Closes the document with its Kafka coordinates (the field names of
+ * Filebeat's kafka input): they let anyone, and the Airflow reconcile task,
+ * count exactly which offsets of a run reached the index. The parser always
+ * ends a document with its closing brace, which this reopens. */
+static void add_kafka_fields(lp_buf *body, const char *topic, const rd_kafka_message_t *m)
+{
+    body->len--;
+    lp_buf_puts_lit(body, ",\"kafka\":{\"topic\":");
+    lp_json_str(body, topic, strlen(topic));
+    lp_buf_puts_lit(body, ",\"partition\":");
+    lp_buf_append_i64(body, m->partition);
+    lp_buf_puts_lit(body, ",\"offset\":");
+    lp_buf_append_i64(body, m->offset);
+    lp_buf_puts_lit(body, "}}");
+}
+
 static void handle_message(consumer *c, rd_kafka_message_t *m)
 {
     batch *b = c->open;
@@ -293,6 +309,7 @@ static void handle_message(consumer *c, rd_kafka_message_t *m)
         dead_letter(c, b, m, "parse", pr.reject_reason);
         return;
     }
+    add_kafka_fields(body, topic, m);
     if (index_for(c, pr.timestamp) && lp_bulk_set_index(b->bulk, c->index_name.data, c->index_name.len))
         reopen_item(c, b->bulk, body, doc_at);
     lp_bulk_end(b->bulk, 1);

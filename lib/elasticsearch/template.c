@@ -38,6 +38,8 @@ void lp_es_template_body(lp_buf *out, const char *index_pattern)
           "\"query\":{\"type\":\"keyword\",\"ignore_above\":8191}}},"
         "\"user_agent\":{\"properties\":{\"original\":{\"type\":\"keyword\",\"ignore_above\":8191,"
           "\"fields\":{\"text\":{\"type\":\"text\"}}}}},"
-        "\"event\":{\"properties\":{\"original\":{\"type\":\"keyword\",\"index\":false,\"doc_values\":false}}}"
+        "\"event\":{\"properties\":{\"original\":{\"type\":\"keyword\",\"index\":false,\"doc_values\":false}}},"
+        "\"kafka\":{\"properties\":{\"topic\":{\"type\":\"keyword\"},\"partition\":{\"type\":\"integer\"},"
+          "\"offset\":{\"type\":\"long\"}}}"
         "}}}}");
 }

@@ -43,6 +43,12 @@ def test_100k_exactly_once_and_replay_overwrites(logpipe_bin, kafka, es, topic, 
     # the _id is the message's coordinates
     doc = requests.get(f"{es}/{unique}-2026.01.21/_doc/{topic}-0-0", timeout=30)
     assert doc.status_code == 200 and doc.json()["_source"]["@timestamp"].startswith("2026-01-21T")
+    assert doc.json()["_source"]["kafka"] == {"topic": topic, "partition": 0, "offset": 0}
+    # ...and searchable: each partition's documents, counted by offset range, are its high watermark
+    for p, mark in marks.items():
+        in_partition = {"bool": {"filter": [{"term": {"kafka.topic": topic}}, {"term": {"kafka.partition": p}},
+                                            {"range": {"kafka.offset": {"gte": 0, "lt": mark}}}]}}
+        assert es_count(es, f"{unique}-*", in_partition) == mark
 
     # The same topic again under a new group: overwrites, never duplicates.
     r2 = consume(logpipe_bin, kafka, es, topic, f"g2-{unique}", index)
