@@ -1,13 +1,14 @@
 # logpipe's entry points. The two a new user needs:
 #   make demo   install what is missing, build, start the local stack, run the pipeline
-#   make test   every test: unit (ctest) and integration against the real stack
+#   make test   every test: unit (ctest), integration against the real stack, the
+#               Airflow DAGs end to end, then the sanitizer build and the fuzzers
 # Everything else is a step of those two.
 SHELL := /bin/bash
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 PY := .venv/bin/python
 
-.PHONY: all deps build unit integration test test-asan fuzz demo stack-up stack-down stack-status lint clean
+.PHONY: all deps build unit integration test-airflow test test-asan fuzz demo stack-up stack-down stack-status lint clean
 
 all: build
 
@@ -25,15 +26,23 @@ integration: build
 	bash stack/stack.sh up
 	LOGPIPE_BIN=$(CURDIR)/$(BUILD)/logpipe $(PY) -m pytest -q tests/integration
 
+# The DAGs and operators in the local Airflow's venv (Airflow importable),
+# against the same running stack, Airflow included.
+test-airflow: build
+	bash stack/stack.sh up
+	LOGPIPE_BIN=$(CURDIR)/$(BUILD)/logpipe bash stack/airflow.sh --python -m pytest -q tests/airflow
+
 lint:
 	.venv/bin/ruff check .
 
-# Everything: the release build's unit and integration tests, lint, then the
-# same suites again with AddressSanitizer + UndefinedBehaviorSanitizer.
+# Everything: the release build's unit and integration tests, lint, the
+# Airflow tests, then the unit and integration suites again with
+# AddressSanitizer + UndefinedBehaviorSanitizer, and a short fuzz run.
 test: deps
 	$(MAKE) unit
 	$(MAKE) lint
 	$(MAKE) integration
+	$(MAKE) test-airflow
 	$(MAKE) test-asan
 	$(MAKE) fuzz
 

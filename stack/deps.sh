@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing logpipe needs on a fresh Debian machine:
-# the C toolchain and libraries from Debian, and the Python test harness in a
-# project venv (.venv). Idempotent and quiet when everything is present, so
-# `make test` and `make demo` can call it every time.
+# the C toolchain and libraries from Debian, the Python test harness in a
+# project venv (.venv) and the local Airflow in another (.venv-airflow).
+# Idempotent and quiet when everything is present, so `make test` and
+# `make demo` can call it every time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,5 +32,19 @@ want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "deps: installing Python packages from tests/requirements.txt"
   .venv/bin/pip install -q -r tests/requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+# The local Airflow lives in its own venv: its ~160 pinned packages
+# (airflow/requirements-local.txt) would otherwise fight the test harness's.
+if [ ! -x .venv-airflow/bin/python ]; then
+  echo "deps: creating .venv-airflow"
+  python3 -m venv .venv-airflow
+fi
+stamp=.venv-airflow/.requirements.sha
+want=$(sha256sum airflow/requirements-local.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "deps: installing Airflow from airflow/requirements-local.txt (about a minute)"
+  .venv-airflow/bin/pip install -q --disable-pip-version-check -r airflow/requirements-local.txt
   echo "$want" > "$stamp"
 fi

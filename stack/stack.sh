@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # stack.sh: the local stack logpipe is developed and tested against, made of
 # the real servers: a single-node Apache Kafka broker in KRaft mode and a
-# single-node Elasticsearch, both on 127.0.0.1.
+# single-node Elasticsearch, both on 127.0.0.1, and a local Apache Airflow
+# (api-server, scheduler and dag-processor) that runs the repo's DAGs.
 #
 #   stack.sh up       install what is missing (cached), start what is not running, wait until ready
 #   stack.sh down     stop what this script started
-#   stack.sh stop kafka|es   stop one server (fault tests); `up` starts it again
+#   stack.sh stop kafka|es|airflow   stop one server (fault tests); `up` starts it again
 #   stack.sh status   show what runs where
-#   stack.sh logs kafka|es   the last lines of a server's log
+#   stack.sh logs kafka|es|airflow   the last lines of a server's log
 #
 # There is no Docker engine and no download site here, so both come from
 # Maven Central through Maven itself: the Kafka broker jars and their runtime
@@ -15,7 +16,9 @@
 # distribution (it bundles no JDK: the system Java 17 runs it). Elasticsearch
 # refuses to run as root, so it runs as an unprivileged user this script
 # creates. `up` reuses servers that already answer, so tests can call it
-# every time and a running demo is left alone. docs/stack.md has the details.
+# every time and a running demo is left alone. Airflow comes from PyPI, pinned
+# (airflow/requirements-local.txt, installed by deps.sh into .venv-airflow),
+# configured by stack/airflow.sh. docs/stack.md has the details.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +28,9 @@ ES_VERSION=${LOGPIPE_ES_VERSION:-8.19.21}
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 ES_PORT=9200
+AIRFLOW_PORT=${LOGPIPE_AIRFLOW_PORT:-8080}
+AIRFLOW_HOME=$STACK_DIR/airflow
+AIRFLOW=$ROOT/stack/airflow.sh
 ES_USER=logpipe
 JAVA_HOME=${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}
 READY_TIMEOUT=${LOGPIPE_STACK_TIMEOUT:-180}
@@ -41,6 +47,10 @@ kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 >/dev/null 2>&1; }
 es_ready() {
   curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null |
     grep -Eq '"status":"(green|yellow)"'
+}
+airflow_ready() {
+  curl -fsS -m 3 "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" 2>/dev/null |
+    python3 -c 'import json,sys; h=json.load(sys.stdin); sys.exit(not all(h[k]["status"] == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")))' 2>/dev/null
 }
 
 # wait_for NAME CHECK LOGFILE PIDFILE: polls CHECK until it succeeds, the
@@ -214,6 +224,38 @@ start_es() {
   wait_for Elasticsearch es_ready "$ES_HOME/logs/stdout.log" "$STACK_DIR/es-launcher.pid"
 }
 
+# The connections the DAGs use, pointing at the local servers (the secrets
+# work serves them from Secrets Manager instead). Added once: an operator's
+# edit in the UI survives the next `up`.
+seed_airflow_connections() {
+  "$AIRFLOW" connections get kafka_default >/dev/null 2>&1 ||
+    "$AIRFLOW" connections add kafka_default --conn-json \
+      '{"conn_type":"kafka","description":"local Kafka (stack/stack.sh)","extra":{"bootstrap.servers":"127.0.0.1:'"$KAFKA_PORT"'"}}' >/dev/null
+  "$AIRFLOW" connections get elasticsearch_default >/dev/null 2>&1 ||
+    "$AIRFLOW" connections add elasticsearch_default --conn-json \
+      '{"conn_type":"elasticsearch","description":"local Elasticsearch (stack/stack.sh)","host":"127.0.0.1","port":'"$ES_PORT"',"schema":"http"}' >/dev/null
+}
+
+start_airflow() {
+  if airflow_ready; then
+    log "Airflow already answers on 127.0.0.1:$AIRFLOW_PORT: reusing it"
+    return
+  fi
+  [ -x "$ROOT/.venv-airflow/bin/airflow" ] || die "Airflow is not installed: run stack/deps.sh"
+  mkdir -p "$AIRFLOW_HOME/logs"
+  log "preparing Airflow's metadata DB ($AIRFLOW_HOME/airflow.db) and connections"
+  "$AIRFLOW" db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || die "airflow db migrate failed: read $AIRFLOW_HOME/db-migrate.log"
+  seed_airflow_connections
+  local part
+  for part in api-server scheduler dag-processor; do
+    stop_pidfile "Airflow $part" "$AIRFLOW_HOME/$part.pid"
+    setsid nohup "$AIRFLOW" "$part" >"$AIRFLOW_HOME/logs/$part.log" 2>&1 </dev/null &
+    echo $! >"$AIRFLOW_HOME/$part.pid"
+  done
+  log "starting Airflow $("$ROOT/.venv-airflow/bin/python" -c 'import airflow; print(airflow.__version__)' 2>/dev/null) (logs: $AIRFLOW_HOME/logs/)"
+  wait_for Airflow airflow_ready "$AIRFLOW_HOME/logs/api-server.log" "$AIRFLOW_HOME/api-server.pid"
+}
+
 stop_pidfile() {
   local name=$1 pidfile=$2 pid
   [ -f "$pidfile" ] || return 0
@@ -232,12 +274,14 @@ cmd_up() {
   mkdir -p "$STACK_DIR"
   start_kafka
   start_es
+  start_airflow
 }
 
 # Where the running Elasticsearch lives (it may have moved to /var/tmp).
 [ -f "$STACK_DIR/es-home" ] && ES_HOME=$(cat "$STACK_DIR/es-home") && ES_DATA=$(dirname "$ES_HOME")/es-data
 
 cmd_down() {
+  stop_one airflow
   stop_one es
   stop_one kafka
 }
@@ -258,6 +302,11 @@ cmd_status() {
   else
     echo "elasticsearch  down  127.0.0.1:$ES_PORT"; rc=1
   fi
+  if airflow_ready; then
+    echo "airflow        up    http://127.0.0.1:$AIRFLOW_PORT  version $("$ROOT/.venv-airflow/bin/python" -c 'import airflow; print(airflow.__version__)')  home $AIRFLOW_HOME"
+  else
+    echo "airflow        down  http://127.0.0.1:$AIRFLOW_PORT"; rc=1
+  fi
   return $rc
 }
 
@@ -266,7 +315,10 @@ stop_one() {
     kafka) stop_pidfile Kafka "$KAFKA_HOME/kafka.pid" ;;
     es) stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
         if [ -f "$ES_HOME/es.pid" ]; then stop_pidfile Elasticsearch "$ES_HOME/es.pid"; fi ;;
-    *) die "usage: stack.sh stop kafka|es" ;;
+    airflow) for part in dag-processor scheduler api-server; do
+               stop_pidfile "Airflow $part" "$AIRFLOW_HOME/$part.pid"
+             done ;;
+    *) die "usage: stack.sh stop kafka|es|airflow" ;;
   esac
 }
 
@@ -279,7 +331,8 @@ case ${1:-} in
     case ${2:-} in
       kafka) tail -n "${3:-50}" "$KAFKA_HOME/kafka.log" ;;
       es) tail -n "${3:-50}" "$ES_HOME/logs/stdout.log" ;;
-      *) die "usage: stack.sh logs kafka|es [lines]" ;;
+      airflow) tail -n "${3:-50}" "$AIRFLOW_HOME"/logs/{api-server,scheduler,dag-processor}.log ;;
+      *) die "usage: stack.sh logs kafka|es|airflow [lines]" ;;
     esac ;;
-  *) echo "usage: stack.sh up|down|status|stop kafka|es|logs kafka|es" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status|stop kafka|es|airflow|logs kafka|es|airflow" >&2; exit 2 ;;
 esac

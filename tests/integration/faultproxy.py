@@ -6,7 +6,7 @@ real server and then, for _bulk responses, rewrites a share of the item
 results to 429 (the documents were really indexed: a retry overwrites them by
 _id, exactly as after a genuine partial 429). It can also answer whole
 requests with 503 and add latency, to play a slow cluster. It counts what it
-saw so tests can assert on retries.
+saw so tests can assert on retries, and which credentials arrived.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Faults:
     delay_s: float = 0.0         # added to every bulk request
     bulk_requests: int = 0
     rewritten_items: int = 0
+    authorizations: set[str] = field(default_factory=set)  # Authorization headers seen, to prove credentials arrived
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -40,6 +41,9 @@ def _handler(upstream: str, faults: Faults) -> type[http.server.BaseHTTPRequestH
 
         def _forward(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("Authorization"):
+                with faults.lock:
+                    faults.authorizations.add(self.headers["Authorization"])
             is_bulk = self.path.split("?")[0].endswith("/_bulk")
             inject_429 = fail = False
             if is_bulk:

@@ -1,0 +1,199 @@
+"""LogpipeProduceOperator and LogpipeConsumeOperator: logpipe as Airflow tasks.
+
+Each runs the binary as a child process and does what a BashOperator would
+not: its stderr goes into the task log line by line as it comes, its JSON
+run summary becomes the task's XCom, its exit code becomes a failure message
+that says which system failed (2 configuration, 3 Kafka, 4 Elasticsearch,
+5 partial), credentials travel only by environment and are masked, and a
+stopped task stops the child the way logpipe expects (SIGTERM: it finishes
+in-flight bulks and commits; SIGKILL only if that takes too long).
+
+The child inherits the task's whole environment: on MWAA that carries the
+execution role's container credentials, which a replaced environment would
+silently drop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from logpipe_airflow.binary import find_logpipe
+from logpipe_airflow.compat import AirflowException, AirflowFailException, BaseOperator
+from logpipe_airflow.connections import Elasticsearch, Kafka
+
+EXIT_MEANING = {
+    1: "an input/output error",
+    2: "a usage or configuration error (not retried: fix the DAG or the connection)",
+    3: "a Kafka error",
+    4: "an Elasticsearch error",
+    5: "a partial run: some messages were not acknowledged, were not committed and will be consumed again",
+}
+
+
+class LogpipeOperator(BaseOperator):
+    """Runs `logpipe <subcommand>`; subclasses build the arguments."""
+
+    subcommand = ""
+    ui_color = "#d9ecf2"
+    # How long a stopped child gets to drain and commit before SIGKILL.
+    kill_grace_s = 40.0
+
+    def __init__(self, *, kafka_conn_id: str = "kafka_default", extra_args: Sequence[str] = (),
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kafka_conn_id = kafka_conn_id
+        self.extra_args = list(extra_args)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def build(self) -> tuple[list[str], dict[str, str]]:
+        """The arguments (no secrets) and the secret environment for the child."""
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        args, secret_env = self.build()
+        cmd = [find_logpipe(), self.subcommand, *args, *map(str, self.extra_args)]
+        self.log.info("running: %s", shlex.join(cmd))
+        code, summary, tail = self._run(cmd, secret_env)
+        if summary is None and code == 0:
+            raise AirflowException(f"logpipe {self.subcommand} exited 0 but printed no JSON summary")
+        if code != 0:
+            if summary is not None:
+                context["ti"].xcom_push(key="summary", value=summary)
+            raise self._failure(code, tail)
+        self.log.info("summary: %s", json.dumps(summary, sort_keys=True))
+        return summary
+
+    def _run(self, cmd: list[str], secret_env: dict[str, str]) -> tuple[int, dict | None, list[str]]:
+        env = {**os.environ, **secret_env}
+        self._proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, env=env, start_new_session=True)
+        out: list[bytes] = []
+        reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        tail: deque[str] = deque(maxlen=10)
+        for raw in proc.stderr:  # type: ignore[union-attr]
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                tail.append(line)
+                self.log.info("%s", line)
+        code = proc.wait()
+        reader.join()
+        return code, _last_json_line(b"".join(out)), list(tail)
+
+    def _failure(self, code: int, tail: list[str]) -> Exception:
+        # logpipe's own error line ("logpipe consume: ..."), not a trailing --help hint
+        ours = [line for line in tail if line.startswith(f"logpipe {self.subcommand}: ")]
+        said = ours[-1] if ours else tail[-1] if tail else "(nothing on stderr)"
+        if code < 0:
+            return AirflowException(f"logpipe {self.subcommand} was killed by signal {-code}: {said}")
+        meaning = EXIT_MEANING.get(code, "an unexpected exit code")
+        msg = f"logpipe {self.subcommand} failed with exit code {code}, {meaning}: {said}"
+        return AirflowFailException(msg) if code == 2 else AirflowException(msg)
+
+    def on_kill(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        self.log.info("stopping logpipe (pid %d): SIGTERM, then SIGKILL after %.0f s", proc.pid,
+                      self.kill_grace_s)
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=self.kill_grace_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _last_json_line(stdout: bytes) -> dict | None:
+    for line in reversed(stdout.decode(errors="replace").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+class LogpipeProduceOperator(LogpipeOperator):
+    """Generates synthetic access-log lines into a Kafka topic (`logpipe produce`)."""
+
+    subcommand = "produce"
+    template_fields: Sequence[str] = ("topic", "count", "log_format", "rate", "seed", "malformed_ratio",
+                                      "kafka_conn_id", "extra_args")
+
+    def __init__(self, *, topic: str, count: int | str = 15000, log_format: str = "seed",
+                 rate: int | str = 0, seed: int | str | None = None, malformed_ratio: float | str = 0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.topic = topic
+        self.count = count
+        self.log_format = log_format
+        self.rate = rate
+        self.seed = seed
+        self.malformed_ratio = malformed_ratio
+
+    def build(self) -> tuple[list[str], dict[str, str]]:
+        kafka = Kafka.from_connection(self.kafka_conn_id)
+        args = [*kafka.cli_args(), "--topic", str(self.topic), "--count", str(self.count),
+                "--format", str(self.log_format), "--rate", str(self.rate),
+                "--malformed-ratio", str(self.malformed_ratio), "--summary", "json"]
+        if self.seed not in (None, "", "None"):
+            args += ["--seed", str(self.seed)]
+        return args, kafka.child_env()
+
+
+class LogpipeConsumeOperator(LogpipeOperator):
+    """One consumer-group member indexing a topic into Elasticsearch (`logpipe consume`).
+
+    Bounded: it stops when caught up and idle for `until_idle` seconds, and
+    never runs longer than `max_seconds` (keep it under the schedule interval).
+    Several of these in one group (dynamic task mapping) share the partitions.
+    """
+
+    subcommand = "consume"
+    template_fields: Sequence[str] = ("topic", "group", "index", "dlq_topic", "until_idle", "max_seconds",
+                                      "log_format", "timezone", "kafka_conn_id", "es_conn_id", "extra_args")
+
+    def __init__(self, *, topic: str, group: str, index: str = "logs-access-%Y.%m.%d",
+                 dlq_topic: str | None = None, until_idle: float | str = 10, max_seconds: float | str = 240,
+                 log_format: str = "auto", timezone: str = "UTC", es_conn_id: str = "elasticsearch_default",
+                 member: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.topic = topic
+        self.group = group
+        self.index = index
+        self.dlq_topic = dlq_topic
+        self.until_idle = until_idle
+        self.max_seconds = max_seconds
+        self.log_format = log_format
+        self.timezone = timezone
+        self.es_conn_id = es_conn_id
+        self.member = member
+
+    def build(self) -> tuple[list[str], dict[str, str]]:
+        kafka = Kafka.from_connection(self.kafka_conn_id)
+        es = Elasticsearch.from_connection(self.es_conn_id)
+        args = [*kafka.cli_args(), *es.cli_args(), "--topic", str(self.topic), "--group", str(self.group),
+                "--index", str(self.index), "--until-idle", str(self.until_idle),
+                "--max-seconds", str(self.max_seconds), "--format", str(self.log_format),
+                "--timezone", str(self.timezone), "--quiet", "--verbose",
+                "-X", f"client.id=logpipe-airflow-{self.member}"]
+        if self.dlq_topic not in (None, "", "None"):
+            args += ["--dlq-topic", str(self.dlq_topic)]
+        return args, {**kafka.child_env(), **es.child_env()}

@@ -1,0 +1,157 @@
+"""Both DAGs end to end: real Airflow, real logpipe, real Kafka and Elasticsearch.
+
+`airflow dags test` runs a DAG in-process (what a developer runs); the REST
+tests go through the running local Airflow: api-server, scheduler,
+LocalExecutor workers, exactly as `make demo` and MWAA run them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import requests
+from conftest import ROOT, dags_test, dags_test_xcom, task_log, task_states, trigger, wait_run, xcom
+from faultproxy import FaultProxy, Faults
+from helpers import committed, high_watermarks
+from stack_fixtures import create_topic, es_count
+
+CONSUMER, PRODUCER = "log_consumer_pipeline", "log_generation_pipeline"
+
+
+def consumer_conf(topic: str, unique: str, **more: object) -> dict[str, object]:
+    return {"topic": topic, "group": f"g-{unique}", "index": f"{unique}-%Y.%m.%d", "until_idle": 3, **more}
+
+
+def test_dags_test_produces_15000_and_indexes_exactly_them(dags_test_db, logpipe_bin, kafka, es, unique):
+    topic = f"af-{unique}"
+    prod = dags_test(PRODUCER, {"topic": topic}, logpipe_bin)
+    assert prod.state == "success", prod.output[-3000:]
+    assert dags_test_xcom(PRODUCER, prod.run_id, "produce")["delivered"] == 15000
+    assert sum(high_watermarks(kafka, topic).values()) == 15000
+
+    cons = dags_test(CONSUMER, consumer_conf(topic, unique), logpipe_bin)
+    assert cons.state == "success", cons.output[-3000:]
+    assert es_count(es, f"{unique}-*") == 15000
+    summary = dags_test_xcom(CONSUMER, cons.run_id, "consume", map_index=0)
+    assert (summary["consumed"], summary["indexed"], summary["exit_code"]) == (15000, 15000, 0)
+    result = dags_test_xcom(CONSUMER, cons.run_id, "reconcile")
+    assert (result["committed"], result["documents"], result["dead_lettered"]) == (15000, 15000, 0)
+    assert "reconcile ok: 15000 committed = 15000 documents + 0 dead-lettered" in cons.output
+
+
+def test_three_consumers_on_six_partitions_stay_exact(dags_test_db, logpipe_bin, kafka, kafka_admin, es, unique):
+    topic = f"af-{unique}"
+    create_topic(kafka_admin, topic, partitions=6)
+    prod = dags_test(PRODUCER, {"topic": topic, "malformed_ratio": 0.02}, logpipe_bin)
+    assert prod.state == "success", prod.output[-3000:]
+    cons = dags_test(CONSUMER, consumer_conf(topic, unique, consumers=3), logpipe_bin)
+    assert cons.state == "success", cons.output[-3000:]
+    summaries = [dags_test_xcom(CONSUMER, cons.run_id, "consume", map_index=i) for i in range(3)]
+    result = dags_test_xcom(CONSUMER, cons.run_id, "reconcile")
+    documents = es_count(es, f"{unique}-*")
+    assert result["committed"] == 15000 == documents + result["dead_lettered"]
+    assert result["documents"] == documents and 0 < result["dead_lettered"] < 1000
+    assert sum(s["indexed"] for s in summaries) == documents
+    assert committed(kafka, f"g-{unique}", topic, 6) == high_watermarks(kafka, topic)
+
+
+def test_elasticsearch_down_fails_commits_nothing_then_recovers(dags_test_db, logpipe_bin, kafka, es, unique):
+    topic = f"af-{unique}"
+    assert dags_test(PRODUCER, {"topic": topic}, logpipe_bin).state == "success"
+    stack = ["bash", str(ROOT / "stack" / "stack.sh")]
+    subprocess.run([*stack, "stop", "es"], check=True, capture_output=True)
+    try:
+        down = dags_test(CONSUMER, consumer_conf(topic, unique), logpipe_bin)
+    finally:
+        subprocess.run([*stack, "up"], check=True, capture_output=True)
+    assert down.state == "failed"
+    assert "logpipe consume failed with exit code 4, an Elasticsearch error: logpipe consume: " \
+           "Elasticsearch at http://127.0.0.1:9200 (--es) is unreachable" in down.flat
+    assert all(o < 0 for o in committed(kafka, f"g-{unique}", topic, 3).values())  # nothing committed
+
+    again = dags_test(CONSUMER, consumer_conf(topic, unique), logpipe_bin)
+    assert again.state == "success", again.output[-3000:]
+    assert es_count(es, f"{unique}-*") == 15000
+    assert dags_test_xcom(CONSUMER, again.run_id, "reconcile")["committed"] == 15000
+
+
+def test_rest_api_runs_both_dags_in_the_running_airflow(live_airflow, kafka, es, unique):
+    airflow = live_airflow
+    topic = f"af-{unique}"
+    run = trigger(airflow, PRODUCER, {"topic": topic})
+    assert wait_run(airflow, PRODUCER, run) == "success"
+    run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, consumers=2, until_idle=5))
+    assert wait_run(airflow, CONSUMER, run) == "success", task_states(airflow, CONSUMER, run)
+    assert es_count(es, f"{unique}-*") == 15000
+    result = xcom(airflow, CONSUMER, run, "reconcile")
+    assert (result["committed"], result["documents"]) == (15000, 15000)
+    log = task_log(airflow, CONSUMER, run, "consume", map_index=0)
+    assert "logpipe consume" in log and "summary:" in log  # stderr streamed, summary logged
+
+
+def test_secrets_stay_out_of_argv_and_the_task_log(live_airflow, logpipe_bin, kafka, kafka_admin, es, unique):
+    """A consumer run in the running Airflow whose Elasticsearch connection has a
+    password: it reaches Elasticsearch (a recording proxy sees it), but is neither in
+    logpipe's argv while it runs nor in the task's log; same for an API key."""
+    airflow = live_airflow
+    topic = f"af-{unique}"
+    create_topic(kafka_admin, topic, partitions=1)
+    subprocess.run([logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "300000", "--rate", "50000"],
+                   check=True, capture_output=True)
+    password, api_key = f"pw-{unique}-secret", f"key-{unique}-secret"
+    with FaultProxy(es, Faults()) as proxy:
+        for conn_id, conn in ((f"es-pw-{unique}", {"login": "elastic", "password": password}),
+                              (f"es-key-{unique}", {"extra": json.dumps({"api_key": api_key})})):
+            r = requests.post(f"{airflow}/connections", timeout=30,
+                              json={"connection_id": conn_id, "conn_type": "elasticsearch", "host": proxy.url, **conn})
+            r.raise_for_status()
+        argvs = _watch_argv(topic)
+        run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, es_conn_id=f"es-pw-{unique}"))
+        state = wait_run(airflow, CONSUMER, run)
+        argvs.stop()
+        assert state == "success", task_states(airflow, CONSUMER, run)
+        assert argvs.seen, "never saw logpipe consume running"
+        assert not any(password.encode() in a for a in argvs.seen)
+        logs = "".join(task_log(airflow, CONSUMER, run, t, i) for t, i in
+                       (("snapshot", -1), ("consume", 0), ("reconcile", -1)))
+        assert "logpipe consume" in logs and password not in logs
+        assert "Basic " + base64.b64encode(f"elastic:{password}".encode()).decode() in proxy.faults.authorizations
+
+        subprocess.run([logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "1000"], check=True,
+                       capture_output=True)
+        run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, es_conn_id=f"es-key-{unique}"))
+        assert wait_run(airflow, CONSUMER, run) == "success", task_states(airflow, CONSUMER, run)
+        logs = task_log(airflow, CONSUMER, run, "consume", 0)
+        assert "logpipe consume" in logs and api_key not in logs
+        assert f"ApiKey {api_key}" in proxy.faults.authorizations
+
+
+class _watch_argv:
+    """Collects the argv of every running `logpipe consume` of a topic (/proc/<pid>/cmdline)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic.encode()
+        self.seen: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for p in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    cmd = p.read_bytes()
+                except OSError:
+                    continue
+                if self.topic in cmd and b"\0consume\0" in cmd:
+                    self.seen.append(cmd)
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
