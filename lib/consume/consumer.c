@@ -5,10 +5,12 @@
  * message at a time; the message is parsed straight into the open batch's
  * bulk body (its _id from topic, partition and offset, so a replay
  * overwrites); full or lingering batches go to lp_es; lp_es_poll fires one
- * "done" per bulk, whose refused items go to the dead-letter topic; a batch
- * whose bulk and dead-letter writes are all acknowledged is marked done in
- * lp_offsets, and only the contiguous prefix of done batches is stored as
- * the partition's offset (auto-commit then commits only stored offsets).
+ * "done" per bulk. Batches complete in sequence order: a completed batch's
+ * rejects (unparseable, or refused by Elasticsearch) are written to the
+ * dead-letter topic inside a Kafka transaction, and its offsets join that
+ * transaction's offset commit, about once a second (commit_txn). So the
+ * index is exactly-once by _id, and the dead-letter topic exactly-once for
+ * read_committed readers, even across kill -9.
  *
  * Messages are kept (not copied) until their batch is done, because a
  * refused document must reach the dead-letter topic with its original
@@ -28,14 +30,25 @@
 #include "consume/offsets.h"
 #include "core/json.h"
 
+/* A message of a batch that goes to the dead-letter topic. Dead letters are
+ * written only when their batch completes in sequence order, into the same
+ * Kafka transaction as the offsets that cover them (see commit_txn). */
+typedef struct reject {
+    uint32_t msg;       /* index in the batch's msgs */
+    uint32_t reason_at; /* offset of its NUL-terminated reason in the batch's reasons */
+    const char *stage;  /* "parse" or "index" */
+} reject;
+
 typedef struct batch {
     uint64_t seq;
     lp_bulk *bulk;
     rd_kafka_message_t **msgs; /* all messages of the batch */
     uint32_t *item_msg;        /* bulk item -> index in msgs */
     size_t nmsgs, cap;
-    size_t dlq_pending;
-    int submitted, bulk_done, failed, in_use;
+    reject *rejects;
+    size_t nrejects, rejects_cap;
+    lp_buf reasons;
+    int submitted, bulk_done, in_use;
     int64_t opened_ms;
 } batch;
 
@@ -46,7 +59,14 @@ typedef struct consumer {
     lp_producer *dlq;
     lp_parser *parser;
     lp_offsets *offsets;
-    lp_offsets *stored; /* positions stored for commit this run, for the summary */
+    lp_offsets *stored; /* positions committed this run, for the summary */
+    rd_kafka_topic_partition_list_t *pending; /* positions not yet committed */
+    int txn_open;   /* the dead-letter producer's transaction */
+    int txn_broken; /* it can no longer commit: abort at the next commit point */
+    uint64_t txn_dead_letters; /* written in the open transaction: counted when it commits */
+    int rewinding;             /* completed batches are dropped, not committed (rewind) */
+    int redo;                  /* the final commit was aborted: read again from the last commit */
+    int64_t last_commit_ms;
     batch *batches;
     size_t nbatches;
     batch *open; /* receiving messages */
@@ -96,20 +116,14 @@ static void set_fatal(consumer *c, int code, const char *msg)
 
 /* ---- offsets ----------------------------------------------------------------- */
 
+/* A partition's position advanced: it joins the next transaction's offsets. */
 static void store_offset(void *ctx, const char *topic, int32_t partition, int64_t next)
 {
     consumer *c = ctx;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
-    /* __STATE: the partition was revoked meanwhile; its new owner re-reads
-     * from the last commit, and our _ids make any overlap harmless. */
-    if (!err)
-        lp_offsets_set(c->stored, topic, partition, next);
-    if (err && err != RD_KAFKA_RESP_ERR__STATE)
-        logf_(c, "storing offset %lld of %s [%d] failed: %s", (long long)next, topic, partition,
-              rd_kafka_err2str(err));
-    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(c->pending, topic, partition);
+    if (!p)
+        p = rd_kafka_topic_partition_list_add(c->pending, topic, partition);
+    p->offset = next;
 }
 
 static void release(batch *b)
@@ -117,42 +131,23 @@ static void release(batch *b)
     for (size_t i = 0; i < b->nmsgs; i++)
         rd_kafka_message_destroy(b->msgs[i]);
     b->nmsgs = 0;
+    b->nrejects = 0;
+    lp_buf_reset(&b->reasons);
     lp_bulk_reset(b->bulk);
-    b->submitted = b->bulk_done = b->failed = 0;
-    b->dlq_pending = 0;
+    b->submitted = b->bulk_done = 0;
     b->in_use = 0;
-}
-
-static void maybe_complete(consumer *c, batch *b)
-{
-    if (!b->bulk_done || b->dlq_pending)
-        return;
-    if (b->failed) {
-        /* Never marked done: its partitions' offsets stay below it, so the
-         * messages are consumed again next run. Keep the batch slot busy. */
-        return;
-    }
-    lp_offsets_batch_done(c->offsets, b->seq);
-    lp_offsets_take_advanced(c->offsets, store_offset, c);
-    release(b);
 }
 
 /* ---- dead-letter topic -------------------------------------------------------- */
 
+/* A failed delivery makes the transaction's commit fail, which aborts it
+ * and rewinds (commit_txn): nothing to count here. */
 static void on_dlq_delivery(void *ctx, rd_kafka_resp_err_t err, void *opaque)
 {
     consumer *c = ctx;
-    batch *b = opaque;
-    b->dlq_pending--;
-    if (err) {
-        c->res->dlq_failed++;
-        b->failed = 1;
-        logf_(c, "dead-letter delivery failed: %s (the source offsets will not be committed)",
-              rd_kafka_err2str(err));
-    } else {
-        c->res->dead_lettered++;
-    }
-    maybe_complete(c, b);
+    (void)opaque;
+    if (err && c->o->verbose)
+        logf_(c, "dead-letter delivery failed: %s", rd_kafka_err2str(err));
 }
 
 static const char *dlq_topic_for(consumer *c, const char *topic, lp_buf *out)
@@ -164,31 +159,95 @@ static const char *dlq_topic_for(consumer *c, const char *topic, lp_buf *out)
     return lp_buf_cstr(out);
 }
 
-static void dead_letter(consumer *c, batch *b, const rd_kafka_message_t *m, const char *stage,
-                        const char *reason)
+/* Remembers that message mi of batch b goes to the dead-letter topic. */
+static void note_reject(batch *b, size_t mi, const char *stage, const char *reason)
 {
-    char num[32];
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
-    rd_kafka_header_add(h, "logpipe.reason", -1, reason, -1);
-    rd_kafka_header_add(h, "logpipe.stage", -1, stage, -1);
-    rd_kafka_header_add(h, "logpipe.topic", -1, topic, -1);
-    snprintf(num, sizeof num, "%d", (int)m->partition);
-    rd_kafka_header_add(h, "logpipe.partition", -1, num, -1);
-    snprintf(num, sizeof num, "%lld", (long long)m->offset);
-    rd_kafka_header_add(h, "logpipe.offset", -1, num, -1);
-    lp_error err;
+    if (b->nrejects == b->rejects_cap) {
+        b->rejects_cap = b->rejects_cap ? b->rejects_cap * 2 : 16;
+        b->rejects = lp_xrealloc(b->rejects, b->rejects_cap * sizeof *b->rejects);
+    }
+    b->rejects[b->nrejects++] = (reject){(uint32_t)mi, (uint32_t)b->reasons.len, stage};
+    lp_buf_append(&b->reasons, reason, strlen(reason) + 1);
+}
+
+static void begin_txn(consumer *c)
+{
+    if (c->txn_open)
+        return;
+    rd_kafka_error_t *err = rd_kafka_begin_transaction(lp_producer_handle(c->dlq));
+    if (err) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "dead-letter transaction could not begin: %s", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+        c->txn_broken = 1;
+        set_fatal(c, LP_EXIT_KAFKA, msg);
+        return;
+    }
+    c->txn_open = 1;
+}
+
+/* Writes a completed batch's dead letters into the open transaction. */
+static int dead_letter_batch(consumer *c, batch *b)
+{
+    if (b->nrejects == 0)
+        return 0;
+    begin_txn(c);
+    if (!c->txn_open)
+        return -1;
     lp_buf name = LP_BUF_INIT;
-    b->dlq_pending++;
-    if (lp_producer_send(c->dlq, dlq_topic_for(c, topic, &name), RD_KAFKA_PARTITION_UA, m->key,
-                         m->key_len, m->payload, m->len, h, b, &err)) {
-        rd_kafka_headers_destroy(h);
-        b->dlq_pending--;
-        b->failed = 1;
-        c->res->dlq_failed++;
-        logf_(c, "dead-letter write failed: %s", err.msg);
+    for (size_t i = 0; i < b->nrejects; i++) {
+        const reject *r = &b->rejects[i];
+        const rd_kafka_message_t *m = b->msgs[r->msg];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        char num[32];
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        rd_kafka_header_add(h, "logpipe.reason", -1, b->reasons.data + r->reason_at, -1);
+        rd_kafka_header_add(h, "logpipe.stage", -1, r->stage, -1);
+        rd_kafka_header_add(h, "logpipe.topic", -1, topic, -1);
+        snprintf(num, sizeof num, "%d", (int)m->partition);
+        rd_kafka_header_add(h, "logpipe.partition", -1, num, -1);
+        snprintf(num, sizeof num, "%lld", (long long)m->offset);
+        rd_kafka_header_add(h, "logpipe.offset", -1, num, -1);
+        lp_error err;
+        lp_buf_reset(&name);
+        if (lp_producer_send(c->dlq, dlq_topic_for(c, topic, &name), RD_KAFKA_PARTITION_UA, m->key,
+                             m->key_len, m->payload, m->len, h, NULL, &err)) {
+            rd_kafka_headers_destroy(h);
+            c->res->dlq_failed++;
+            c->txn_broken = 1; /* part of this batch's dead letters are in the transaction */
+            char msg[600];
+            snprintf(msg, sizeof msg, "dead-letter write failed: %s", err.msg);
+            set_fatal(c, LP_EXIT_PARTIAL, msg);
+            lp_buf_free(&name);
+            return -1;
+        }
     }
     lp_buf_free(&name);
+    c->txn_dead_letters += b->nrejects;
+    return 0;
+}
+
+/* Completes finished batches in sequence order: each one's dead letters go
+ * into the open transaction, then its offsets become committable. Keeping
+ * sequence order means every dead letter in a transaction is covered by the
+ * offsets that transaction commits, so a crash can neither lose one (its
+ * offsets commit with it) nor write one twice (an aborted transaction's
+ * dead letters are invisible to read_committed readers). */
+static void complete_in_order(consumer *c)
+{
+    for (;;) {
+        batch *head = NULL;
+        for (size_t i = 0; i < c->nbatches; i++)
+            if (c->batches[i].in_use && (!head || c->batches[i].seq < head->seq))
+                head = &c->batches[i];
+        if (!head || !head->bulk_done || c->txn_broken || c->rewinding)
+            return;
+        if (dead_letter_batch(c, head))
+            return;
+        lp_offsets_batch_done(c->offsets, head->seq);
+        lp_offsets_take_advanced(c->offsets, store_offset, c);
+        release(head);
+    }
 }
 
 /* ---- batches and bulk results ------------------------------------------------- */
@@ -205,11 +264,11 @@ static void on_bulk_done(void *ctx, lp_bulk *bulk, void *opaque)
             c->res->indexed++;
         } else {
             c->res->refused++;
-            dead_letter(c, b, b->msgs[b->item_msg[i]], "index", reason);
+            note_reject(b, b->item_msg[i], "index", reason);
         }
     }
     b->bulk_done = 1;
-    maybe_complete(c, b);
+    complete_in_order(c);
 }
 
 static batch *take_free_batch(consumer *c)
@@ -306,7 +365,7 @@ static void handle_message(consumer *c, rd_kafka_message_t *m)
     if (lp_parse_line(c->parser, m->payload ? m->payload : "", m->len, body, &pr) != 0) {
         lp_bulk_end(b->bulk, 0);
         c->res->rejected++;
-        dead_letter(c, b, m, "parse", pr.reject_reason);
+        note_reject(b, mi, "parse", pr.reject_reason);
         return;
     }
     add_kafka_fields(body, topic, m);
@@ -326,36 +385,189 @@ static size_t outstanding(const consumer *c)
     return n;
 }
 
-/* Finishes in-flight work (bulks and dead-letter writes) up to deadline. */
+/* Finishes in-flight bulks up to deadline (their dead letters are flushed
+ * by the transaction's commit). */
 static void drain(consumer *c, int64_t deadline_ms)
 {
     lp_error e;
     submit_open(c);
-    while ((lp_es_pending(c->es) || rd_kafka_outq_len(lp_producer_handle(c->dlq))) &&
-           now_ms() < deadline_ms && stop_signals < 2 && !c->fatal[0]) {
+    while (lp_es_pending(c->es) && now_ms() < deadline_ms && stop_signals < 2 && !c->fatal[0]) {
         if (lp_es_poll(c->es, 100, &e))
             set_fatal(c, e.code, e.msg);
         lp_producer_poll(c->dlq, 0);
     }
 }
 
-/* Commits stored offsets. Only the final commit decides the exit status: a
- * commit that fails at a revocation (the assignment was lost while the broker
- * was away) loses nothing, because the next owner re-reads from the last
- * commit and the _ids make the overlap invisible. */
-static void commit_sync(consumer *c, int final)
+static void txn_failed(consumer *c, const char *what, rd_kafka_error_t *err)
 {
-    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && !final) {
+    char msg[600];
+    rd_kafka_t *p = lp_producer_handle(c->dlq);
+    c->txn_broken = 1;
+    if (rd_kafka_error_txn_requires_abort(err)) {
+        rd_kafka_error_t *abort_err = rd_kafka_abort_transaction(p, 30000);
+        if (abort_err)
+            rd_kafka_error_destroy(abort_err);
+        c->txn_open = 0;
+        snprintf(msg, sizeof msg, "%s failed (%s): the transaction was aborted; its messages were not "
+                 "committed and will be consumed again", what, rd_kafka_error_string(err));
+        set_fatal(c, LP_EXIT_PARTIAL, msg);
+    } else {
+        snprintf(msg, sizeof msg, "%s failed: %s", what, rd_kafka_error_string(err));
+        set_fatal(c, rd_kafka_error_is_fatal(err) ? LP_EXIT_KAFKA : LP_EXIT_PARTIAL, msg);
+    }
+    rd_kafka_error_destroy(err);
+}
+
+/* One try at committing the open transaction with the pending offsets:
+ * 0 done, 1 retriable (the broker is away: try again later, with the
+ * transaction still open), 2 the transaction must be aborted (a broker
+ * restart can cause that: "not coordinator"), -1 failed (txn_failed set
+ * the exit status). */
+static int try_commit(consumer *c)
+{
+    rd_kafka_t *p = lp_producer_handle(c->dlq);
+    begin_txn(c);
+    if (!c->txn_open)
+        return -1;
+    rd_kafka_error_t *err = NULL;
+    const char *what = "committing offsets";
+    if (c->pending->cnt) {
+        rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(c->rk);
+        err = rd_kafka_send_offsets_to_transaction(p, c->pending, md, 10000);
+        rd_kafka_consumer_group_metadata_destroy(md);
+    }
+    if (!err) {
+        what = "committing offsets and dead letters";
+        err = rd_kafka_commit_transaction(p, 10000);
+    }
+    if (err && rd_kafka_error_is_retriable(err)) {
         if (c->o->verbose)
-            logf_(c, "commit at revocation failed (%s): the next owner re-reads those messages",
-                  rd_kafka_err2str(err));
-    } else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        snprintf(c->res->message, sizeof c->res->message, "committing offsets failed: %s",
-                 rd_kafka_err2str(err));
-        logf_(c, "%s", c->res->message);
-        if (!c->fatal_code)
-            c->fatal_code = LP_EXIT_PARTIAL;
+            logf_(c, "%s will be retried: %s", what, rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+        return 1;
+    }
+    if (err && rd_kafka_error_txn_requires_abort(err)) {
+        logf_(c, "%s failed (%s): aborting the transaction", what, rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+        return 2;
+    }
+    if (err) {
+        txn_failed(c, what, err);
+        return -1;
+    }
+    c->txn_open = 0;
+    c->res->dead_lettered += c->txn_dead_letters;
+    c->txn_dead_letters = 0;
+    for (int i = 0; i < c->pending->cnt; i++)
+        lp_offsets_set(c->stored, c->pending->elems[i].topic, c->pending->elems[i].partition,
+                       c->pending->elems[i].offset);
+    rd_kafka_topic_partition_list_destroy(c->pending);
+    c->pending = rd_kafka_topic_partition_list_new(8);
+    return 0;
+}
+
+static void discard_txn(consumer *c)
+{
+    c->txn_dead_letters = 0;
+    if (c->txn_open) {
+        rd_kafka_error_t *err = rd_kafka_abort_transaction(lp_producer_handle(c->dlq), 30000);
+        if (err)
+            txn_failed(c, "aborting the dead-letter transaction", err);
+        c->txn_open = 0;
+    }
+    rd_kafka_topic_partition_list_destroy(c->pending);
+    c->pending = rd_kafka_topic_partition_list_new(8);
+}
+
+/* After an aborted transaction: everything since the last commit is read
+ * again. In-flight bulks are finished (their documents are good, and
+ * re-indexing them later overwrites by _id) but their batches are dropped,
+ * and every assigned partition goes back to its committed offset. */
+static void rewind_to_committed(consumer *c)
+{
+    lp_error e;
+    c->rewinding = 1;
+    submit_open(c);
+    int64_t deadline = now_ms() + (int64_t)c->o->drain_timeout_s * 1000;
+    while (lp_es_pending(c->es) && now_ms() < deadline && stop_signals < 2)
+        if (lp_es_poll(c->es, 100, &e))
+            set_fatal(c, e.code, e.msg);
+    c->rewinding = 0;
+    if (lp_es_pending(c->es)) {
+        set_fatal(c, LP_EXIT_PARTIAL, "bulks still in flight after an aborted transaction: stopping; "
+                                      "the messages since the last commit will be consumed again");
+        return;
+    }
+    for (size_t i = 0; i < c->nbatches; i++)
+        if (c->batches[i].in_use)
+            release(&c->batches[i]);
+    c->open = take_free_batch(c);
+    c->last_activity_ms = now_ms();
+    if (!c->assigned)
+        return;
+    rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(c->assigned);
+    rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, at, 30000);
+    for (int i = 0; !err && i < at->cnt; i++) {
+        lp_offsets_forget(c->offsets, at->elems[i].topic, at->elems[i].partition);
+        if (at->elems[i].offset < 0)
+            at->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_error_t *serr = err ? NULL : rd_kafka_seek_partitions(c->rk, at, 30000);
+    if (err || serr) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "rewinding to the committed offsets failed (%s): stopping; the messages "
+                 "since the last commit will be consumed again",
+                 serr ? rd_kafka_error_string(serr) : rd_kafka_err2str(err));
+        set_fatal(c, LP_EXIT_PARTIAL, msg);
+    } else {
+        logf_(c, "rewound %d partition(s) to their committed offsets", at->cnt);
+    }
+    if (serr)
+        rd_kafka_error_destroy(serr);
+    rd_kafka_topic_partition_list_destroy(at);
+    if (c->paused) {
+        rd_kafka_resume_partitions(c->rk, c->assigned);
+        c->paused = 0;
+    }
+}
+
+typedef enum { COMMIT_PERIODIC, COMMIT_REVOKE, COMMIT_FINAL } commit_point;
+
+/* Commits the stored offsets and the dead letters they cover in one Kafka
+ * transaction (the consumer's own auto-commit is off): either both become
+ * visible or neither does. Periodic commits that meet a missing broker try
+ * again a second later. At a revocation the partitions must be settled
+ * now: retried for --drain-timeout, then aborted (their new owner re-reads
+ * those messages; the _ids make the overlap invisible in Elasticsearch, the
+ * abort keeps the dead letters single), as when the assignment was lost.
+ * Only the final commit's failure decides the exit status. */
+static void commit_txn(consumer *c, commit_point at, int assignment_lost)
+{
+    c->last_commit_ms = now_ms();
+    if (!c->txn_open && c->pending->cnt == 0)
+        return;
+    if (assignment_lost || c->txn_broken) {
+        discard_txn(c);
+        return;
+    }
+    int64_t deadline = now_ms() + (at == COMMIT_PERIODIC ? 0 : (int64_t)c->o->drain_timeout_s * 1000 + 30000);
+    int rc;
+    while ((rc = try_commit(c)) == 1 && now_ms() < deadline && stop_signals < 2)
+        usleep(500 * 1000);
+    if (rc == 2) {
+        discard_txn(c);
+        if (at == COMMIT_PERIODIC)
+            rewind_to_committed(c);
+        else if (at == COMMIT_FINAL)
+            c->redo = 1;
+        /* at a revocation the new owner re-reads them */
+    } else if (rc == 1 && at == COMMIT_REVOKE) {
+        logf_(c, "offsets could not be committed before the revocation: those messages will be re-read");
+        discard_txn(c);
+    } else if (rc == 1 && at == COMMIT_FINAL) {
+        set_fatal(c, LP_EXIT_PARTIAL, "Kafka did not accept the final offset commit in time: the messages "
+                                      "since the last commit were not committed and will be consumed again");
+        discard_txn(c);
     }
 }
 
@@ -377,8 +589,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     if (c->o->verbose)
         logf_(c, "revoking %d partition(s): finishing in-flight bulks first", parts->cnt);
     drain(c, now_ms() + (int64_t)c->o->drain_timeout_s * 1000);
-    if (!rd_kafka_assignment_lost(rk))
-        commit_sync(c, 0);
+    commit_txn(c, COMMIT_REVOKE, rd_kafka_assignment_lost(rk));
     for (int i = 0; i < parts->cnt; i++)
         lp_offsets_forget(c->offsets, parts->elems[i].topic, parts->elems[i].partition);
     rd_kafka_assign(rk, NULL);
@@ -444,11 +655,10 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
     lp_kafka_props props = {0};
     lp_kafka_props_set(&props, "bootstrap.servers", o->brokers);
     lp_kafka_props_set(&props, "group.id", o->group);
-    /* Offsets are stored by us, only for acknowledged data; the auto
-     * committer then commits exactly what was stored. */
-    lp_kafka_props_set(&props, "enable.auto.commit", "true");
+    /* Offsets are committed by us, only for acknowledged data, inside the
+     * dead-letter producer's transactions (commit_txn). */
+    lp_kafka_props_set(&props, "enable.auto.commit", "false");
     lp_kafka_props_set(&props, "enable.auto.offset.store", "false");
-    lp_kafka_props_set(&props, "auto.commit.interval.ms", "1000");
     /* A new group starts at the beginning: the seed's "latest" loses data. */
     lp_kafka_props_set(&props, "auto.offset.reset", "earliest");
     /* Bounds librdkafka's prefetch so memory does not grow with a backlog.
@@ -490,10 +700,32 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
      * here too and librdkafka warns about each (2.0.2 has no
      * log.configuration.warnings): keep this producer's log to errors. */
     lp_kafka_props_set(&props, "log_level", "3");
+    /* Transactional, so dead letters and offsets commit together. The id is
+     * unique per process: two members of a group must never fence each other.
+     * A killed process's open transaction is aborted by the broker after
+     * transaction.timeout.ms, and until then its partitions' offsets are
+     * "unstable" and a restarted member waits: hence 10 s, not the 60 s
+     * default (a commit takes milliseconds and happens every second). */
+    char host[64] = "host", txn_id[256];
+    gethostname(host, sizeof host - 1);
+    snprintf(txn_id, sizeof txn_id, "logpipe-%s-%s-%ld-%lld", o->group, host, (long)getpid(),
+             (long long)now_ms());
+    lp_kafka_props_set(&props, "transactional.id", txn_id);
+    lp_kafka_props_set(&props, "transaction.timeout.ms", "10000");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
     lp_producer *p = lp_producer_new(&props, on_dlq_delivery, c, e);
     lp_kafka_props_free(&props);
+    if (!p)
+        return NULL;
+    rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
+    if (err) {
+        lp_fail(e, LP_EXIT_KAFKA, "the dead-letter producer's transactions could not start: %s",
+                rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+        lp_producer_free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -606,7 +838,8 @@ static void run_loop(consumer *c)
     int progress = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
     lp_error e;
     c->last_activity_ms = start_ms;
-    c->open = take_free_batch(c);
+    if (!c->open)
+        c->open = take_free_batch(c);
     for (;;) {
         int64_t now = now_ms();
         if (should_stop(c, start_ms, now))
@@ -638,6 +871,8 @@ static void run_loop(consumer *c)
         if (busy && lp_es_poll(c->es, m ? 0 : 20, &e))
             set_fatal(c, e.code, e.msg);
         lp_producer_poll(c->dlq, 0);
+        if (now - c->last_commit_ms >= 1000)
+            commit_txn(c, COMMIT_PERIODIC, 0);
         if (progress)
             show_status(c, start_ms, &status_ms);
     }
@@ -731,6 +966,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     lp_index_name(o->index_pattern, 0, &c.index_name);
     c.offsets = lp_offsets_new();
     c.stored = lp_offsets_new();
+    c.pending = rd_kafka_topic_partition_list_new(8);
     c.nbatches = (size_t)(o->es.max_inflight > 0 ? o->es.max_inflight : 2) + 2;
     c.batches = lp_xcalloc(c.nbatches, sizeof *c.batches);
     for (size_t i = 0; i < c.nbatches; i++)
@@ -741,8 +977,23 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
 
     if (start(&c, &e) == 0) {
         run_loop(&c);
-        drain(&c, now_ms() + (int64_t)o->drain_timeout_s * 1000);
-        commit_sync(&c, 1);
+        /* A final commit that had to be aborted (the group lost this member
+         * while the broker was away, say) reads again from the last commit
+         * and stops again, a few times at most, rather than leave work for
+         * the next run. */
+        for (int round = 0;; round++) {
+            drain(&c, now_ms() + (int64_t)o->drain_timeout_s * 1000);
+            commit_txn(&c, COMMIT_FINAL, 0);
+            if (!c.redo || c.fatal[0] || stop_signals || round == 3)
+                break;
+            c.redo = 0;
+            logf_(&c, "the final commit was aborted: reading again from the last commit");
+            rewind_to_committed(&c);
+            run_loop(&c);
+        }
+        if (c.redo)
+            set_fatal(&c, LP_EXIT_PARTIAL, "the final commit's transaction was aborted: the messages since "
+                                           "the last commit were not committed and will be consumed again");
         rd_kafka_consumer_close(c.rk);
     } else {
         set_fatal(&c, e.code, e.msg);
@@ -762,6 +1013,8 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
         lp_bulk_free(c.batches[i].bulk);
         free(c.batches[i].msgs);
         free(c.batches[i].item_msg);
+        free(c.batches[i].rejects);
+        lp_buf_free(&c.batches[i].reasons);
     }
     free(c.batches);
     if (c.assigned)
@@ -773,6 +1026,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     lp_parser_free(c.parser);
     lp_offsets_free(c.offsets);
     lp_offsets_free(c.stored);
+    rd_kafka_topic_partition_list_destroy(c.pending);
     lp_buf_free(&c.index_name);
     lp_buf_free(&c.id);
     lp_buf_free(&c.tmp);

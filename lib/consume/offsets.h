@@ -5,8 +5,8 @@
  * yet Kafka only records one position per partition: committing offset N
  * says everything below N is safely in Elasticsearch. So each partition keeps
  * a FIFO of segments, one per batch its messages went into, in offset order;
- * a batch is marked done when its bulk was acknowledged and its dead-letter
- * writes were delivered; the committable position is one past the last
+ * a batch is marked done when its bulk was acknowledged (and its dead
+ * letters joined the transaction that commits the position); the committable position is one past the last
  * offset of the longest prefix of done segments. A later batch finishing
  * first therefore commits nothing until every earlier one is done.
  */

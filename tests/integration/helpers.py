@@ -40,7 +40,9 @@ def read_topic(kafka: str, topic: str, expect: int, timeout: float = 60) -> list
     import time
 
     c = Consumer({"bootstrap.servers": kafka, "group.id": f"inspect-{topic}-{time.time()}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  # what a dead-letter reader must use: aborted transactions stay invisible
+                  "isolation.level": "read_committed"})
     c.subscribe([topic])
     msgs = []
     deadline = time.time() + timeout
