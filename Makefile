@@ -8,7 +8,7 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 PY := .venv/bin/python
 
-.PHONY: all deps build unit integration test-airflow test test-asan fuzz demo stack-up stack-down stack-status lint clean
+.PHONY: all deps build unit integration test-airflow test test-asan fuzz bench bench-smoke demo stack-up stack-down stack-status lint clean
 
 all: build
 
@@ -37,7 +37,8 @@ lint:
 
 # Everything: the release build's unit and integration tests, lint, the
 # Airflow tests, then the unit and integration suites again with
-# AddressSanitizer + UndefinedBehaviorSanitizer, and a short fuzz run.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a short fuzz run and a
+# benchmark smoke run (the parse stage at quick sizes).
 test: deps
 	$(MAKE) unit
 	$(MAKE) lint
@@ -45,6 +46,7 @@ test: deps
 	$(MAKE) test-airflow
 	$(MAKE) test-asan
 	$(MAKE) fuzz
+	$(MAKE) bench-smoke
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOGPIPE_SANITIZE=ON >/dev/null
@@ -67,6 +69,23 @@ fuzz: deps
 	    || exit 1; \
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz_$$t found a failure (crash-* file written)"; exit 1; }; \
 	done
+
+# Benchmarks (bench/run.py; docs/performance.md): logpipe against its
+# baselines, side by side in one run. BENCH_MODE=quick (minutes) or full.
+BENCH_MODE ?= quick
+BENCH_STAGES ?= parse,produce,consume,latency,scaling
+BENCH_OUT ?= $(CURDIR)/bench/results
+bench: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOGPIPE_BENCH=ON >/dev/null
+	cmake --build $(BUILD)
+	.venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	bash stack/stack.sh up
+	.venv/bin/python bench/run.py --mode $(BENCH_MODE) --stages $(BENCH_STAGES) --out $(BENCH_OUT)
+
+# The smoke run make test includes: the parse stage, quick sizes, results
+# written to build/ so a test run leaves the committed results alone.
+bench-smoke: deps
+	$(MAKE) bench BENCH_STAGES=parse BENCH_OUT=$(CURDIR)/$(BUILD)/bench-results
 
 demo: deps build
 	bash stack/stack.sh up
