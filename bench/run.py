@@ -125,8 +125,8 @@ def new_topic(partitions: int = 3) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    AdminClient({"bootstrap.servers": KAFKA}).create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
+    admin = AdminClient({"bootstrap.servers": KAFKA})  # must outlive the future
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
     return name
 
 
