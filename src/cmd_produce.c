@@ -283,8 +283,10 @@ int cmd_produce(int argc, char **argv)
             c.failed++;
             break;
         }
-        c.sent++;
-        lp_producer_poll(p, 0);
+        /* Delivery reports are served every 64 messages, and whenever the
+         * local queue is full (lp_producer_send), not after each message. */
+        if ((++c.sent & 63) == 0)
+            lp_producer_poll(p, 0);
     }
     if (src.in && ferror(src.in))
         fprintf(stderr, "logpipe produce: error reading --input: %s\n", strerror(errno));

