@@ -37,7 +37,7 @@ static void usage(FILE *out)
             "      --batch-docs N         documents per bulk request (default 5000)\n"
             "      --batch-bytes N        bytes per bulk request before gzip (default 5242880)\n"
             "      --flush-ms MS          send a partial bulk after MS (default 500)\n"
-            "      --inflight N           concurrent bulk requests (default 4)\n"
+            "      --inflight N           concurrent bulk requests (default 2)\n"
             "      --no-gzip              send bulk bodies uncompressed\n"
             "      --no-template          do not install the index template\n"
             "      --max-messages N       stop after N messages\n"
@@ -89,7 +89,7 @@ int cmd_consume(int argc, char **argv)
     const char *cmd = "consume";
     const char *topics[64];
     lp_consume_opts o = {.topics = topics, .index_pattern = "logs-access-%Y.%m.%d",
-                         .es = {.gzip = 1, .max_inflight = 4}, .batch_docs = 5000,
+                         .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 5000,
                          .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
                          .connect_timeout_s = 10, .install_template = 1, .progress = -1};
     uint64_t v;
