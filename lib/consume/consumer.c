@@ -72,6 +72,14 @@ typedef struct consumer {
     batch *open; /* receiving messages */
     uint64_t next_seq;
     rd_kafka_topic_partition_list_t *assigned;
+    /* Partitions of the assignment whose end librdkafka has reported since it
+     * was assigned (a rewind re-reads messages, which resets the idle clock
+     * anyway): --until-idle needs all of them, because a
+     * member can sit with no messages for seconds before it has a position
+     * (a killed member's open transaction keeps the group's offsets unstable
+     * until the broker aborts it) and that is not being caught up. */
+    unsigned char *at_end;
+    int nat_end;
     int paused;
     int64_t last_activity_ms, assigned_at_ms;
     lp_buf index_name, id, tmp;
@@ -479,6 +487,33 @@ static void discard_txn(consumer *c)
     c->pending = rd_kafka_topic_partition_list_new(8);
 }
 
+/* ---- caught up: every assigned partition has reported its end ---------------- */
+
+static void track_assignment(consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    free(c->at_end);
+    c->nat_end = parts ? parts->cnt : 0;
+    c->at_end = c->nat_end ? lp_xcalloc((size_t)c->nat_end, 1) : NULL;
+}
+
+static void mark_end(consumer *c, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    for (int i = 0; c->assigned && i < c->assigned->cnt && i < c->nat_end; i++)
+        if (c->assigned->elems[i].partition == m->partition && !strcmp(c->assigned->elems[i].topic, topic))
+            c->at_end[i] = 1;
+}
+
+static int caught_up(const consumer *c)
+{
+    if (!c->assigned || c->nat_end != c->assigned->cnt)
+        return 0;
+    for (int i = 0; i < c->nat_end; i++)
+        if (!c->at_end[i])
+            return 0;
+    return 1;
+}
+
 /* After an aborted transaction: everything since the last commit is read
  * again. In-flight bulks are finished (their documents are good, and
  * re-indexing them later overwrites by _id) but their batches are dropped,
@@ -582,6 +617,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         if (c->assigned)
             rd_kafka_topic_partition_list_destroy(c->assigned);
         c->assigned = rd_kafka_topic_partition_list_copy(parts);
+        track_assignment(c, parts);
         c->assigned_at_ms = c->last_activity_ms = now_ms();
         c->paused = 0;
         return;
@@ -596,6 +632,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     if (c->assigned)
         rd_kafka_topic_partition_list_destroy(c->assigned);
     c->assigned = NULL;
+    track_assignment(c, NULL);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -671,6 +708,9 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
     lp_kafka_props_set(&props, "fetch.max.bytes", "1048576");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
+    /* --until-idle knows a partition is read to its end from these events:
+     * after -X so that it cannot be turned off. */
+    lp_kafka_props_set(&props, "enable.partition.eof", "true");
     rd_kafka_conf_t *conf = lp_kafka_conf_new(&props, e);
     lp_kafka_props_free(&props);
     if (!conf)
@@ -769,6 +809,7 @@ static void handle_kafka_error(consumer *c, rd_kafka_message_t *m)
 {
     switch (m->err) {
     case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+        mark_end(c, m);
         break;
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
@@ -824,8 +865,9 @@ static int should_stop(consumer *c, int64_t start_ms, int64_t now)
         return 1;
     if (o->max_seconds > 0 && (double)(now - start_ms) >= o->max_seconds * 1000)
         return 1;
-    /* Idle means caught up: assigned, not held back, nothing in flight. */
-    return o->until_idle > 0 && c->assigned && !c->paused && lp_es_pending(c->es) == 0 &&
+    /* Idle means caught up: every assigned partition read to its end, not
+     * held back, nothing in flight. */
+    return o->until_idle > 0 && caught_up(c) && !c->paused && lp_es_pending(c->es) == 0 &&
            (!c->open || c->open->nmsgs == 0) &&
            (double)(now - c->last_activity_ms) >= o->until_idle * 1000;
 }
@@ -1019,6 +1061,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     free(c.batches);
     if (c.assigned)
         rd_kafka_topic_partition_list_destroy(c.assigned);
+    free(c.at_end);
     lp_es_free(c.es);
     lp_producer_free(c.dlq);
     if (c.rk)

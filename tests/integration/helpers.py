@@ -69,3 +69,23 @@ def committed(kafka: str, group: str, topic: str, partitions: int) -> dict[int, 
         return {tp.partition: tp.offset for tp in tps}
     finally:
         c.close()
+
+
+def wait_group_empty(kafka: str, group: str, timeout: float = 60) -> None:
+    """Waits until a consumer group has no members. A SIGKILLed member keeps
+    its partitions until its session times out; a bounded run (--until-idle)
+    started before then is assigned only the others and, having read them,
+    rightly stops: the dead member's share is for the run after."""
+    import time
+
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": kafka})
+    deadline = time.time() + timeout
+    while True:
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        if not desc.members:
+            return
+        if time.time() > deadline:
+            raise AssertionError(f"group {group} still has {len(desc.members)} member(s) after {timeout} s")
+        time.sleep(0.5)

@@ -17,7 +17,7 @@ import requests
 from confluent_kafka import Producer
 from conftest import ROOT, create_topic, es_count
 from faultproxy import FaultProxy, Faults
-from helpers import committed, high_watermarks, read_topic, run
+from helpers import committed, high_watermarks, read_topic, run, wait_group_empty
 
 START = "2026-01-21T22:23:40Z"
 STACK = ["bash", str(ROOT / "stack" / "stack.sh")]
@@ -77,6 +77,7 @@ def test_kill_9_at_five_random_moments(logpipe_bin, kafka, es, topic, unique):
         time.sleep(rng.uniform(1.0, 6.0))
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
+    wait_group_empty(kafka, group)
     r = consume_to_end(logpipe_bin, kafka, es, topic, group, index)
     gen = subprocess.run([logpipe_bin, "generate", "--count", "200000", "--seed", "21", "--start", START,
                           "--malformed-ratio", "0.01"], capture_output=True, check=True).stdout
