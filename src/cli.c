@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "core/timeutil.h"
+#include "secrets/secrets.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -105,8 +106,15 @@ char *cli_take_env(const char *name)
     char *v = getenv(name);
     if (!v)
         return NULL;
-    char *copy = strdup(v);
-    memset(v, 0, strlen(v)); /* the environment block's copy too */
+    char *copy = lp_xstrdup(v);
+    /* The environment block's "NAME=value" too, name included: it is what
+     * /proc/<pid>/environ shows, and unsetenv only unlinks it. */
+    size_t nl = strlen(name);
+    char *entry = v - nl - 1;
+    if (!memcmp(entry, name, nl) && entry[nl] == '=')
+        explicit_bzero(entry, nl + 1 + strlen(v));
+    else
+        explicit_bzero(v, strlen(v));
     unsetenv(name);
     return copy;
 }
@@ -117,6 +125,166 @@ void cli_kafka_password(lp_kafka_props *props)
     if (!pw)
         return;
     lp_kafka_props_set(props, "sasl.password", pw);
-    memset(pw, 0, strlen(pw));
-    free(pw);
+    lp_wipe_free(pw);
+}
+
+/* ---- connection settings and secret references ----------------------------------- */
+
+/* Resolves one option's value (a literal or a reference) into *out. */
+static int resolve_into(const char *what, const char *text, char **out, lp_error *e)
+{
+    lp_buf v = LP_BUF_INIT;
+    if (lp_secret_resolve(what, text, &v, e))
+        return -1;
+    lp_wipe_free(*out);
+    *out = lp_xstrdup(lp_buf_cstr(&v));
+    lp_buf_wipe(&v);
+    return 0;
+}
+
+/* A credential option takes references only: a literal would sit in argv,
+ * which every local user can read in /proc. */
+static int resolve_credential(const char *what, const char *text, const char *env_name, char **fallback,
+                              char **out, lp_error *e)
+{
+    if (text) {
+        if (!lp_secret_is_ref(text))
+            return lp_fail(e, LP_EXIT_USAGE, "%s takes a reference (env://NAME, file:///path or aws-sm://ID#key), "
+                           "not the credential itself: the command line is readable by every local user", what);
+        return resolve_into(what, text, out, e);
+    }
+    char *from_env = cli_take_env(env_name);
+    if (from_env) {
+        *out = from_env;
+    } else if (*fallback) {
+        *out = *fallback;
+        *fallback = NULL;
+    }
+    return 0;
+}
+
+static void take(char **dst, char **src)
+{
+    if (!*dst && *src) {
+        *dst = *src;
+        *src = NULL;
+    }
+}
+
+/* -X key=aws-sm://... : the value is resolved, the key kept. */
+static int resolve_props(lp_kafka_props *props, lp_error *e)
+{
+    for (size_t i = 0; i < props->n; i++) {
+        char *eq = strchr(props->kv[i], '=');
+        if (!eq || !lp_secret_is_ref(eq + 1))
+            continue;
+        char what[300];
+        snprintf(what, sizeof what, "-X %.*s", (int)(eq - props->kv[i]), props->kv[i]);
+        lp_buf v = LP_BUF_INIT;
+        if (lp_secret_resolve(what, eq + 1, &v, e))
+            return -1;
+        size_t kl = (size_t)(eq - props->kv[i]) + 1;
+        char *kv = lp_xmalloc(kl + v.len + 1);
+        memcpy(kv, props->kv[i], kl);
+        memcpy(kv + kl, v.data, v.len + 1);
+        lp_buf_wipe(&v);
+        lp_wipe_free(props->kv[i]);
+        props->kv[i] = kv;
+    }
+    return 0;
+}
+
+static void kafka_from_secrets(const lp_secret_settings *s, lp_kafka_props *out)
+{
+    if (s->kafka_username) {
+        /* The seed's managed Kafka (Confluent Cloud) takes SASL_SSL + PLAIN. */
+        lp_kafka_props_set(out, "security.protocol", s->kafka_protocol ? s->kafka_protocol : "SASL_SSL");
+        lp_kafka_props_set(out, "sasl.mechanisms", s->kafka_mechanism ? s->kafka_mechanism : "PLAIN");
+        lp_kafka_props_set(out, "sasl.username", s->kafka_username);
+    } else {
+        if (s->kafka_protocol)
+            lp_kafka_props_set(out, "security.protocol", s->kafka_protocol);
+        if (s->kafka_mechanism)
+            lp_kafka_props_set(out, "sasl.mechanisms", s->kafka_mechanism);
+    }
+    if (s->kafka_password)
+        lp_kafka_props_set(out, "sasl.password", s->kafka_password);
+    if (s->kafka_ca_pem)
+        lp_kafka_props_set(out, "ssl.ca.pem", s->kafka_ca_pem);
+}
+
+static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
+{
+    lp_secret_settings s = {0};
+    int rc = -1;
+    if (c->secrets && lp_secret_settings_load(c->secrets, &s, e))
+        return -1;
+    if (c->brokers ? resolve_into("--brokers", c->brokers, &c->r_brokers, e) : 0)
+        goto out;
+    take(&c->r_brokers, &s.brokers);
+    if (!c->r_brokers) {
+        lp_fail(e, LP_EXIT_USAGE, "--brokers is required (or kafka_bootstrap_server in the --secrets object)");
+        goto out;
+    }
+    if (c->need_es) {
+        if (c->es_url ? resolve_into("--es", c->es_url, &c->r_es_url, e) : 0)
+            goto out;
+        take(&c->r_es_url, &s.es_url);
+        if (!c->r_es_url) {
+            lp_fail(e, LP_EXIT_USAGE, "--es is required, e.g. http://127.0.0.1:9200 (or elasticsearch_URL in the "
+                    "--secrets object)");
+            goto out;
+        }
+        if (c->es_user ? resolve_into("--es-user", c->es_user, &c->r_es_user, e) : 0)
+            goto out;
+        take(&c->r_es_user, &s.es_username);
+        if (resolve_credential("--es-api-key", c->es_api_key, "LOGPIPE_ES_API_KEY", &s.es_api_key,
+                               &c->r_es_api_key, e) ||
+            resolve_credential("--es-password", c->es_password, "LOGPIPE_ES_PASSWORD", &s.es_password,
+                               &c->r_es_password, e))
+            goto out;
+        take(&c->r_es_ca_pem, &s.es_ca_pem);
+    }
+    lp_kafka_props all = {0};
+    kafka_from_secrets(&s, &all);
+    for (size_t i = 0; i < props->n; i++)
+        lp_kafka_props_add(&all, props->kv[i], NULL);
+    lp_kafka_props_free(props);
+    *props = all;
+    rc = resolve_props(props, e);
+out:
+    lp_secret_settings_wipe(&s);
+    return rc;
+}
+
+/* AWS credentials are needed only to resolve references, at start-up: after
+ * that they leave the environment (and /proc/<pid>/environ), zeroed. */
+static void forget_aws_credentials(void)
+{
+    static const char *vars[] = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        lp_wipe_free(cli_take_env(vars[i]));
+}
+
+int cli_conn_resolve(const char *cmd, cli_conn *c, lp_kafka_props *props)
+{
+    lp_error e;
+    int failed = conn_resolve(c, props, &e);
+    forget_aws_credentials();
+    if (failed)
+        return cli_report(cmd, &e);
+    if (lp_kafka_check_brokers(c->r_brokers, &e))
+        return cli_report(cmd, &e);
+    return 0;
+}
+
+void cli_conn_free(cli_conn *c)
+{
+    lp_wipe_free(c->r_brokers);
+    lp_wipe_free(c->r_es_url);
+    lp_wipe_free(c->r_es_user);
+    lp_wipe_free(c->r_es_api_key);
+    lp_wipe_free(c->r_es_password);
+    lp_wipe_free(c->r_es_ca_pem);
+    c->r_brokers = c->r_es_url = c->r_es_user = c->r_es_api_key = c->r_es_password = c->r_es_ca_pem = NULL;
 }

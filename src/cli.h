@@ -43,6 +43,23 @@ char *cli_take_env(const char *name);
  * so that a -X given on the command line still wins. */
 void cli_kafka_password(lp_kafka_props *props);
 
+/* The connection settings produce and consume share, as given on the
+ * command line, and what they resolve to. Every one may be a secret
+ * reference (lib/secrets/secrets.h); credentials may only be references.
+ * Precedence: the option, then the LOGPIPE_* variable, then --secrets. */
+typedef struct cli_conn {
+    int need_es; /* consume: Elasticsearch settings are required */
+    const char *secrets, *brokers, *es_url, *es_user, *es_api_key, *es_password;
+    /* resolved (owned; cli_conn_free wipes them) */
+    char *r_brokers, *r_es_url, *r_es_user, *r_es_api_key, *r_es_password, *r_es_ca_pem;
+} cli_conn;
+
+/* Resolves c and rebuilds props: --secrets' Kafka settings first, then
+ * props as given (-X wins), with every reference among -X values resolved.
+ * Prints the error and returns its exit code on failure. */
+int cli_conn_resolve(const char *cmd, cli_conn *c, lp_kafka_props *props);
+void cli_conn_free(cli_conn *c);
+
 /* getopt_long's unknown-option and missing-argument cases, uniformly. */
 int cli_bad_option(const char *cmd, char **argv);
 

@@ -3,8 +3,9 @@
  * run's JSON summary on stdout. The pipeline itself is lib/consume/.
  *
  * Credentials are never taken from argv (other users can read a process's
- * arguments): the Elasticsearch password and API key come from the
- * environment, which is cleared once read.
+ * arguments): the Elasticsearch password and API key come from references
+ * (--es-api-key env://..., aws-sm://...), the environment (cleared once
+ * read) or a --secrets object; see cli_conn_resolve.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -47,8 +48,14 @@ static void usage(FILE *out)
             "      --connect-timeout S    fail if Kafka does not answer within S s (default 10)\n"
             "      --es-ca FILE           CA bundle for https Elasticsearch (verification is on)\n"
             "      --es-insecure          do not verify Elasticsearch's TLS certificate (unsafe)\n"
-            "      --es-user USER         basic auth user; the password is read from LOGPIPE_ES_PASSWORD\n"
-            "                             (the API key, if any, from LOGPIPE_ES_API_KEY)\n"
+            "      --es-user USER         basic auth user\n"
+            "      --es-password REF      its password, by reference (default: LOGPIPE_ES_PASSWORD)\n"
+            "      --es-api-key REF       API key, by reference (default: LOGPIPE_ES_API_KEY)\n"
+            "      --secrets REF          a JSON object of connection settings (the seed's keys:\n"
+            "                             kafka_bootstrap_server, kafka_username, kafka_secret,\n"
+            "                             elasticsearch_URL, elasticsearch_API_Key; docs/secrets.md)\n"
+            "  REF is env://NAME, file:///path (mode 0600) or aws-sm://SECRET[?region=R][#json_key];\n"
+            "  --brokers, --es, --es-user and -X values may be references too.\n"
             "  -X key=value               any librdkafka property (repeatable; wins over the above)\n"
             "                             (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
             "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
@@ -71,7 +78,7 @@ static void add_topics(const char **topics, size_t *n, char *arg)
 int cmd_consume(int argc, char **argv)
 {
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
-           O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET };
+           O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'}, {"es", required_argument, NULL, 'e'},
@@ -84,6 +91,8 @@ int cmd_consume(int argc, char **argv)
         {"until-idle", required_argument, NULL, O_IDLE}, {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"connect-timeout", required_argument, NULL, O_CONNECT}, {"es-ca", required_argument, NULL, O_CA},
         {"es-insecure", no_argument, NULL, O_INSECURE}, {"es-user", required_argument, NULL, O_USER},
+        {"es-api-key", required_argument, NULL, O_APIKEY}, {"es-password", required_argument, NULL, O_PASSWORD},
+        {"secrets", required_argument, NULL, O_SECRETS},
         {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *cmd = "consume";
@@ -92,16 +101,17 @@ int cmd_consume(int argc, char **argv)
                          .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 5000,
                          .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
                          .connect_timeout_s = 10, .install_template = 1, .progress = -1};
+    cli_conn conn = {.need_es = 1};
     uint64_t v;
     lp_error err;
     int c, fmt, rc = LP_EXIT_USAGE;
     cli_kafka_password(&o.kafka_props);
     while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'b': o.brokers = optarg; break;
+        case 'b': conn.brokers = optarg; break;
         case 't': add_topics(topics, &o.ntopics, optarg); break;
         case 'g': o.group = optarg; break;
-        case 'e': o.es.url = optarg; break;
+        case 'e': conn.es_url = optarg; break;
         case 'i': o.index_pattern = optarg; break;
         case O_DLQ: o.dlq_topic = optarg; break;
         case 'z': o.parse.timezone = optarg; break;
@@ -125,7 +135,10 @@ int cmd_consume(int argc, char **argv)
         case O_CONNECT: if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &v)) goto out; o.connect_timeout_s = (int)v; break;
         case O_CA: o.es.ca_file = optarg; break;
         case O_INSECURE: o.es.insecure = 1; break;
-        case O_USER: o.es.username = optarg; break;
+        case O_USER: conn.es_user = optarg; break;
+        case O_APIKEY: conn.es_api_key = optarg; break;
+        case O_PASSWORD: conn.es_password = optarg; break;
+        case O_SECRETS: conn.secrets = optarg; break;
         case O_PROGRESS: o.progress = 1; break;
         case O_QUIET: o.progress = 0; break;
         case 'v': o.verbose = 1; break;
@@ -140,15 +153,16 @@ int cmd_consume(int argc, char **argv)
         }
     }
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
-    if (!o.brokers) { cli_usage_error(cmd, "--brokers is required"); goto out; }
     if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
     if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }
-    if (!o.es.url) { cli_usage_error(cmd, "--es is required (e.g. http://127.0.0.1:9200)"); goto out; }
-    if (lp_kafka_check_brokers(o.brokers, &err)) { cli_report(cmd, &err); goto out; }
-
-    char *password = cli_take_env("LOGPIPE_ES_PASSWORD"), *api_key = cli_take_env("LOGPIPE_ES_API_KEY");
-    o.es.password = password;
-    o.es.api_key = api_key;
+    if ((rc = cli_conn_resolve(cmd, &conn, &o.kafka_props)))
+        goto out;
+    o.brokers = conn.r_brokers;
+    o.es.url = conn.r_es_url;
+    o.es.username = conn.r_es_user;
+    o.es.password = conn.r_es_password;
+    o.es.api_key = conn.r_es_api_key;
+    o.es.ca_pem = conn.r_es_ca_pem;
     lp_consume_result res;
     lp_buf summary = LP_BUF_INIT;
     rc = lp_consume_run(&o, &res, &summary);
@@ -157,9 +171,8 @@ int cmd_consume(int argc, char **argv)
     printf("%s\n", lp_buf_cstr(&summary));
     fflush(stdout);
     lp_buf_free(&summary);
-    if (password) { memset(password, 0, strlen(password)); free(password); }
-    if (api_key) { memset(api_key, 0, strlen(api_key)); free(api_key); }
 out:
+    cli_conn_free(&conn);
     lp_kafka_props_free(&o.kafka_props);
     return rc;
 }

@@ -62,6 +62,11 @@ static void usage(FILE *out)
             "      --batch-size BYTES   maximum batch size (default 1000000)\n"
             "      --connect-timeout S  fail if Kafka does not answer within S seconds (default 10)\n"
             "      --summary json       also print the summary as one JSON line on stdout\n"
+            "      --secrets REF        a JSON object of connection settings (the seed's keys:\n"
+            "                           kafka_bootstrap_server, kafka_username, kafka_secret;\n"
+            "                           docs/secrets.md). REF is env://NAME, file:///path (mode 0600)\n"
+            "                           or aws-sm://SECRET[?region=R]; --brokers and -X values may be\n"
+            "                           references too, e.g. -X sasl.password=aws-sm://S#kafka_secret\n"
             "  -X key=value             any librdkafka property (repeatable; wins over the above)\n"
             "                           (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
             "  -h, --help               this help\n\n"
@@ -75,6 +80,7 @@ typedef struct produce_opts {
     int key_ip, have_count;
     lp_gen_opts gen;
     lp_kafka_props user_props;
+    cli_conn conn;
 } produce_opts;
 
 /* Next line from the source into line (without newline); 0 at the end. */
@@ -126,14 +132,16 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         {"malformed-ratio", required_argument, NULL, 'm'}, {"key", required_argument, NULL, 'k'},
         {"compression", required_argument, NULL, 'z'}, {"linger-ms", required_argument, NULL, 'L'},
         {"batch-size", required_argument, NULL, 'B'}, {"connect-timeout", required_argument, NULL, 'T'},
-        {"summary", required_argument, NULL, 'J'},  {"help", no_argument, NULL, 'h'},
+        {"summary", required_argument, NULL, 'J'},  {"secrets", required_argument, NULL, 'E'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     lp_error err;
     int c, fmt;
     const char *cmd = "produce";
     while ((c = getopt_long(argc, argv, "b:t:i:n:f:r:s:k:z:X:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'b': o->brokers = optarg; break;
+        case 'b': o->conn.brokers = optarg; break;
+        case 'E': o->conn.secrets = optarg; break;
         case 't': o->topic = optarg; break;
         case 'i': o->input = optarg; break;
         case 'n': if (cli_parse_u64(cmd, "--count", optarg, 0, UINT64_MAX, &o->count)) return -1; o->have_count = 1; break;
@@ -176,14 +184,13 @@ static int parse_args(int argc, char **argv, produce_opts *o)
     }
     if (optind < argc)
         return cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]), -1;
-    if (!o->brokers)
-        return cli_usage_error(cmd, "--brokers is required"), -1;
     if (!o->topic || !*o->topic)
         return cli_usage_error(cmd, "--topic is required"), -1;
     if (o->input && o->have_count)
         return cli_usage_error(cmd, "--count and --input exclude each other"), -1;
-    if (lp_kafka_check_brokers(o->brokers, &err))
-        return cli_report(cmd, &err), -1;
+    if (cli_conn_resolve(cmd, &o->conn, &o->user_props))
+        return -1;
+    o->brokers = o->conn.r_brokers;
     return 0;
 }
 
@@ -242,6 +249,7 @@ int cmd_produce(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc) {
         lp_kafka_props_free(&o.user_props);
+        cli_conn_free(&o.conn);
         return LP_EXIT_USAGE;
     }
     source src = {0};
@@ -249,6 +257,7 @@ int cmd_produce(int argc, char **argv)
         src.in = strcmp(o.input, "-") ? fopen(o.input, "r") : stdin;
         if (!src.in) {
             lp_kafka_props_free(&o.user_props);
+            cli_conn_free(&o.conn);
             return cli_usage_error("produce", "--input: cannot open \"%s\": %s", o.input, strerror(errno));
         }
     } else {
@@ -305,5 +314,6 @@ out:
     if (src.in && src.in != stdin)
         fclose(src.in);
     free(src.buf);
+    cli_conn_free(&o.conn);
     return rc;
 }

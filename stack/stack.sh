@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # stack.sh: the local stack logpipe is developed and tested against, made of
 # the real servers: a single-node Apache Kafka broker in KRaft mode and a
-# single-node Elasticsearch, both on 127.0.0.1, and a local Apache Airflow
-# (api-server, scheduler and dag-processor) that runs the repo's DAGs.
+# single-node Elasticsearch, both on 127.0.0.1, a local Apache Airflow
+# (api-server, scheduler and dag-processor) that runs the repo's DAGs, and a
+# local AWS (Secrets Manager, S3: moto in server mode, signatures checked).
 #
 #   stack.sh up       install what is missing (cached), start what is not running, wait until ready
 #   stack.sh down     stop what this script started
-#   stack.sh stop kafka|es|airflow   stop one server (fault tests); `up` starts it again
+#   stack.sh stop kafka|es|airflow|aws   stop one server (fault tests); `up` starts it again
 #   stack.sh status   show what runs where
 #   stack.sh logs kafka|es|airflow   the last lines of a server's log
 #
@@ -29,6 +30,8 @@ KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 ES_PORT=9200
 AIRFLOW_PORT=${LOGPIPE_AIRFLOW_PORT:-8080}
+AWS_PORT=5000
+AWS_HOME=$STACK_DIR/aws
 AIRFLOW_HOME=$STACK_DIR/airflow
 AIRFLOW=$ROOT/stack/airflow.sh
 ES_USER=logpipe
@@ -52,6 +55,16 @@ airflow_ready() {
   curl -fsS -m 3 "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" 2>/dev/null |
     python3 -c 'import json,sys; h=json.load(sys.stdin); sys.exit(not all(h[k]["status"] == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")))' 2>/dev/null
 }
+
+# Ready means seeded too: the key in $AWS_HOME/credentials reads the secret.
+aws_ready() {
+  [ -f "$AWS_HOME/credentials" ] &&
+    AWS_SHARED_CREDENTIALS_FILE="$AWS_HOME/credentials" AWS_CONFIG_FILE="$AWS_HOME/config" \
+    AWS_PROFILE=logpipe-local AWS_ENDPOINT_URL="http://127.0.0.1:$AWS_PORT" \
+    "$ROOT/.venv/bin/python" -c 'import boto3; boto3.client("secretsmanager").get_secret_value(SecretId="logpipe/local")' \
+    >/dev/null 2>&1
+}
+aws_answers() { curl -fsS -m 3 "http://127.0.0.1:$AWS_PORT/moto-api/" >/dev/null 2>&1; }
 
 # wait_for NAME CHECK LOGFILE PIDFILE: polls CHECK until it succeeds, the
 # process dies, or READY_TIMEOUT passes; on failure names the log to read.
@@ -256,6 +269,30 @@ start_airflow() {
   wait_for Airflow airflow_ready "$AIRFLOW_HOME/logs/api-server.log" "$AIRFLOW_HOME/api-server.pid"
 }
 
+# moto keeps its state in memory: a new process is seeded again (new key).
+start_aws() {
+  if aws_ready; then
+    log "local AWS (moto) already answers on 127.0.0.1:$AWS_PORT: reusing it"
+    return
+  fi
+  [ -x "$ROOT/.venv/bin/moto_server" ] || die "moto is not installed: run stack/deps.sh"
+  stop_pidfile "local AWS" "$AWS_HOME/moto.pid"
+  aws_answers && die "port $AWS_PORT answers but is not this stack's seeded moto: stop it first"
+  mkdir -p "$AWS_HOME"
+  rm -f "$AWS_HOME/credentials"
+  log "starting the local AWS: moto $("$ROOT/.venv/bin/python" -c 'import moto; print(moto.__version__)') (log: $AWS_HOME/moto.log)"
+  # Three unsigned actions for seed_aws.py to create the IAM user; every
+  # request after them is authenticated and authorised.
+  INITIAL_NO_AUTH_ACTION_COUNT=3 setsid nohup "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$AWS_PORT" \
+    >"$AWS_HOME/moto.log" 2>&1 </dev/null &
+  echo $! >"$AWS_HOME/moto.pid"
+  wait_for "local AWS" aws_answers "$AWS_HOME/moto.log" "$AWS_HOME/moto.pid"
+  "$ROOT/.venv/bin/python" "$ROOT/stack/seed_aws.py" "http://127.0.0.1:$AWS_PORT" "$AWS_HOME" \
+    "127.0.0.1:$KAFKA_PORT" "http://127.0.0.1:$ES_PORT" >"$AWS_HOME/seed.log" 2>&1 ||
+    die "seeding the local AWS failed: read $AWS_HOME/seed.log"
+  log "local AWS seeded: secret logpipe/local, bucket logpipe-mwaa-local; credentials in $AWS_HOME/credentials (profile logpipe-local)"
+}
+
 stop_pidfile() {
   local name=$1 pidfile=$2 pid
   [ -f "$pidfile" ] || return 0
@@ -274,6 +311,7 @@ cmd_up() {
   mkdir -p "$STACK_DIR"
   start_kafka
   start_es
+  start_aws
   start_airflow
 }
 
@@ -282,6 +320,7 @@ cmd_up() {
 
 cmd_down() {
   stop_one airflow
+  stop_one aws
   stop_one es
   stop_one kafka
 }
@@ -302,6 +341,11 @@ cmd_status() {
   else
     echo "elasticsearch  down  127.0.0.1:$ES_PORT"; rc=1
   fi
+  if aws_ready; then
+    echo "aws            up    http://127.0.0.1:$AWS_PORT  moto  credentials $AWS_HOME/credentials (profile logpipe-local)"
+  else
+    echo "aws            down  http://127.0.0.1:$AWS_PORT"; rc=1
+  fi
   if airflow_ready; then
     echo "airflow        up    http://127.0.0.1:$AIRFLOW_PORT  version $("$ROOT/.venv-airflow/bin/python" -c 'import airflow; print(airflow.__version__)')  home $AIRFLOW_HOME"
   else
@@ -315,10 +359,11 @@ stop_one() {
     kafka) stop_pidfile Kafka "$KAFKA_HOME/kafka.pid" ;;
     es) stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
         if [ -f "$ES_HOME/es.pid" ]; then stop_pidfile Elasticsearch "$ES_HOME/es.pid"; fi ;;
+    aws) stop_pidfile "local AWS" "$AWS_HOME/moto.pid" ;;
     airflow) for part in dag-processor scheduler api-server; do
                stop_pidfile "Airflow $part" "$AIRFLOW_HOME/$part.pid"
              done ;;
-    *) die "usage: stack.sh stop kafka|es|airflow" ;;
+    *) die "usage: stack.sh stop kafka|es|airflow|aws" ;;
   esac
 }
 
@@ -332,7 +377,8 @@ case ${1:-} in
       kafka) tail -n "${3:-50}" "$KAFKA_HOME/kafka.log" ;;
       es) tail -n "${3:-50}" "$ES_HOME/logs/stdout.log" ;;
       airflow) tail -n "${3:-50}" "$AIRFLOW_HOME"/logs/{api-server,scheduler,dag-processor}.log ;;
-      *) die "usage: stack.sh logs kafka|es|airflow [lines]" ;;
+      aws) tail -n "${3:-50}" "$AWS_HOME/moto.log" ;;
+      *) die "usage: stack.sh logs kafka|es|airflow|aws [lines]" ;;
     esac ;;
-  *) echo "usage: stack.sh up|down|status|stop kafka|es|airflow|logs kafka|es|airflow" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status|stop kafka|es|airflow|aws|logs kafka|es|airflow|aws" >&2; exit 2 ;;
 esac

@@ -109,3 +109,18 @@ const char *lp_buf_cstr(lp_buf *b)
     b->data[b->len] = '\0';
     return b->data;
 }
+
+void lp_buf_wipe(lp_buf *b)
+{
+    if (b->data)
+        explicit_bzero(b->data, b->cap);
+    lp_buf_free(b);
+}
+
+void lp_wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}

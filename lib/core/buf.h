@@ -54,6 +54,11 @@ static inline void lp_buf_putc(lp_buf *b, char c)
  * otherwise silently append sizeof(char *) - 1 bytes. */
 #define lp_buf_puts_lit(b, lit) lp_buf_append((b), ("" lit), sizeof(lit) - 1)
 
+/* For credentials and secret values: zero the memory (in a way the compiler
+ * cannot drop) before it is freed. lp_buf_wipe also resets b to empty. */
+void lp_buf_wipe(lp_buf *b);
+void lp_wipe_free(char *s);
+
 /* Allocation helpers that abort with a message instead of returning NULL. */
 void *lp_xmalloc(size_t n);
 void *lp_xcalloc(size_t count, size_t n);

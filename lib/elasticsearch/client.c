@@ -54,14 +54,6 @@ static int64_t now_ms(void)
 
 static char *dup_or_null(const char *s) { return s ? lp_xstrdup(s) : NULL; }
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        memset(s, 0, strlen(s));
-        free(s);
-    }
-}
-
 static int check_url(const char *url, lp_error *e)
 {
     const char *rest;
@@ -93,6 +85,10 @@ static void apply_common(lp_es *es, CURL *h)
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, es->opts.insecure ? 0L : 2L);
     if (es->opts.ca_file)
         curl_easy_setopt(h, CURLOPT_CAINFO, es->opts.ca_file);
+    if (es->opts.ca_pem) {
+        struct curl_blob pem = {(void *)es->opts.ca_pem, strlen(es->opts.ca_pem), CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &pem);
+    }
     if (es->opts.username) {
         curl_easy_setopt(h, CURLOPT_USERNAME, es->opts.username);
         curl_easy_setopt(h, CURLOPT_PASSWORD, es->opts.password ? es->opts.password : "");
@@ -149,6 +145,7 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
     lp_buf_free(&u);
     es->opts.url = es->url;
     es->opts.ca_file = dup_or_null(opts->ca_file);
+    es->opts.ca_pem = dup_or_null(opts->ca_pem);
     es->opts.username = dup_or_null(opts->username);
     es->opts.password = dup_or_null(opts->password);
     es->opts.api_key = NULL;
@@ -193,9 +190,10 @@ void lp_es_free(lp_es *es)
     free(es->url);
     free(es->bulk_url);
     free((char *)es->opts.ca_file);
-    wipe_free((char *)es->opts.username);
-    wipe_free((char *)es->opts.password);
-    wipe_free(es->api_key_header);
+    free((char *)es->opts.ca_pem);
+    lp_wipe_free((char *)es->opts.username);
+    lp_wipe_free((char *)es->opts.password);
+    lp_wipe_free(es->api_key_header);
     free(es);
 }
 

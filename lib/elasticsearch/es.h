@@ -33,6 +33,7 @@ typedef struct lp_es_opts {
     long backoff_max_ms;  /* cap, default 30000 */
     /* Transport security and auth (credentials never appear in messages). */
     const char *ca_file;  /* PEM CA bundle; verification is always on unless insecure */
+    const char *ca_pem;   /* the same, as PEM text (from a --secrets object) */
     int insecure;         /* --es-insecure: skip TLS verification (loudly warned) */
     const char *api_key;  /* "Authorization: ApiKey <api_key>" */
     const char *username; /* basic auth */

@@ -35,7 +35,7 @@ void lp_kafka_props_free(lp_kafka_props *p)
 {
     for (size_t i = 0; i < p->n; i++) {
         /* Properties may carry SASL passwords: wipe before freeing. */
-        memset(p->kv[i], 0, strlen(p->kv[i]));
+        explicit_bzero(p->kv[i], strlen(p->kv[i]));
         free(p->kv[i]);
     }
     free(p->kv);
