@@ -11,7 +11,9 @@ AWS_SHARED_CREDENTIALS_FILE at; it is regenerated on every moto start and
 never committed.
 
 Then, signed: the secret logpipe/local (the seed's JSON keys, pointing at the
-local servers) and the S3 bucket for the MWAA bundle, with versioning on.
+local servers), logpipe/local-secure (Kafka's SASL_SSL listener: PLAIN user,
+password and the test CA, as the seed's Confluent Cloud secret has them) and
+the S3 bucket for the MWAA bundle, with versioning on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 
 import boto3
 
-ENDPOINT, STACK_AWS, KAFKA, ES = sys.argv[1:5]
+ENDPOINT, STACK_AWS, KAFKA, ES, KAFKA_SASL, TLS_DIR = sys.argv[1:7]
 REGION = "us-east-1"
 BUCKET = "logpipe-mwaa-local"
 POLICY = {"Version": "2012-10-17",
@@ -51,6 +53,12 @@ def main() -> None:
     sm = boto3.client("secretsmanager", **signed)
     sm.create_secret(Name="logpipe/local", Description="logpipe's connection settings for the local stack",
                      SecretString=json.dumps({"kafka_bootstrap_server": KAFKA, "elasticsearch_URL": ES}))
+    with open(os.path.join(TLS_DIR, "kafka-plain.pass")) as f, open(os.path.join(TLS_DIR, "ca.pem")) as ca:
+        sm.create_secret(Name="logpipe/local-secure",
+                         Description="logpipe's settings for the local stack's SASL_SSL Kafka listener",
+                         SecretString=json.dumps({"kafka_bootstrap_server": KAFKA_SASL, "kafka_username": "logpipe",
+                                                  "kafka_secret": f.read().strip(), "kafka_ca_pem": ca.read(),
+                                                  "elasticsearch_URL": ES}))
     s3 = boto3.client("s3", **signed)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})

@@ -28,6 +28,8 @@ KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT
 ES_VERSION=${LOGPIPE_ES_VERSION:-8.19.21}
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
+KAFKA_SASL_PORT=9094
+TLS_DIR=$STACK_DIR/tls
 ES_PORT=9200
 AIRFLOW_PORT=${LOGPIPE_AIRFLOW_PORT:-8080}
 AWS_PORT=5000
@@ -47,6 +49,11 @@ log() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
 kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 >/dev/null 2>&1; }
+kafka_sasl_ready() {
+  kcat -L -b "127.0.0.1:$KAFKA_SASL_PORT" -m 5 -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \
+    -X sasl.username=logpipe -X sasl.password="$(cat "$TLS_DIR/kafka-plain.pass")" \
+    -X ssl.ca.location="$TLS_DIR/ca.pem" >/dev/null 2>&1
+}
 es_ready() {
   curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null |
     grep -Eq '"status":"(green|yellow)"'
@@ -102,6 +109,31 @@ kafka_java() {
     -cp "$KAFKA_HOME/libs/*" "$@"
 }
 
+# A test CA and one server certificate for 127.0.0.1, made once: the secured
+# listeners (Kafka SASL_SSL) present it and the tests trust the CA. Keys and
+# passwords stay under .stack/tls (mode 700), never in the repo.
+make_tls() {
+  [ -f "$TLS_DIR/.complete" ] && return
+  log "creating a test CA and certificates in $TLS_DIR"
+  rm -rf "$TLS_DIR" && mkdir -p "$TLS_DIR" && chmod 700 "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=logpipe local test CA" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile san.ext -out server.pem 2>/dev/null
+    openssl rand -hex 16 >keystore.pass
+    openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name server \
+      -passout file:keystore.pass -out server.p12
+    openssl rand -hex 16 >kafka-plain.pass
+    chmod 644 ca.pem
+  ) || die "creating the test certificates failed (openssl)"
+  touch "$TLS_DIR/.complete"
+}
+
 configure_kafka() {
   mkdir -p "$KAFKA_HOME/data"
   cat > "$KAFKA_HOME/server.properties" <<EOF
@@ -109,11 +141,19 @@ configure_kafka() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+# The secured listener, as a managed Kafka offers it: TLS with the test CA's
+# certificate, SASL PLAIN (user logpipe).
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_logpipe="$(cat "$TLS_DIR/kafka-plain.pass")";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/server.p12
+ssl.keystore.password=$(cat "$TLS_DIR/keystore.pass")
+ssl.key.password=$(cat "$TLS_DIR/keystore.pass")
 log.dirs=$KAFKA_HOME/data
 num.partitions=3
 auto.create.topics.enable=true
@@ -142,12 +182,15 @@ start_kafka() {
     return
   fi
   install_kafka
+  make_tls
   configure_kafka
+  chmod 600 "$KAFKA_HOME/server.properties"
   log "starting Kafka $KAFKA_VERSION (log: $KAFKA_HOME/kafka.log)"
   setsid nohup bash -c "$(declare -f kafka_java); JAVA_HOME='$JAVA_HOME' KAFKA_HOME='$KAFKA_HOME' ROOT='$ROOT' \
     kafka_java kafka.Kafka '$KAFKA_HOME/server.properties'" >"$KAFKA_HOME/kafka.log" 2>&1 </dev/null &
   echo $! >"$KAFKA_HOME/kafka.pid"
   wait_for Kafka kafka_ready "$KAFKA_HOME/kafka.log" "$KAFKA_HOME/kafka.pid"
+  wait_for "Kafka's SASL_SSL listener" kafka_sasl_ready "$KAFKA_HOME/kafka.log" "$KAFKA_HOME/kafka.pid"
 }
 
 ensure_es_user() {
@@ -288,9 +331,10 @@ start_aws() {
   echo $! >"$AWS_HOME/moto.pid"
   wait_for "local AWS" aws_answers "$AWS_HOME/moto.log" "$AWS_HOME/moto.pid"
   "$ROOT/.venv/bin/python" "$ROOT/stack/seed_aws.py" "http://127.0.0.1:$AWS_PORT" "$AWS_HOME" \
-    "127.0.0.1:$KAFKA_PORT" "http://127.0.0.1:$ES_PORT" >"$AWS_HOME/seed.log" 2>&1 ||
+    "127.0.0.1:$KAFKA_PORT" "http://127.0.0.1:$ES_PORT" "127.0.0.1:$KAFKA_SASL_PORT" "$TLS_DIR" \
+    >"$AWS_HOME/seed.log" 2>&1 ||
     die "seeding the local AWS failed: read $AWS_HOME/seed.log"
-  log "local AWS seeded: secret logpipe/local, bucket logpipe-mwaa-local; credentials in $AWS_HOME/credentials (profile logpipe-local)"
+  log "local AWS seeded: secrets logpipe/local and logpipe/local-secure, bucket logpipe-mwaa-local; credentials in $AWS_HOME/credentials (profile logpipe-local)"
 }
 
 stop_pidfile() {

@@ -639,6 +639,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     consumer *c = opaque;
     char fatal[256];
+    lp_kafka_note_error(err, reason);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         set_fatal(c, LP_EXIT_KAFKA, fatal);
