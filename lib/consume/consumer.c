@@ -63,6 +63,11 @@ typedef struct consumer {
     rd_kafka_topic_partition_list_t *pending; /* positions not yet committed */
     int txn_open;   /* the dead-letter producer's transaction */
     int txn_broken; /* it can no longer commit: abort at the next commit point */
+    /* commit_transaction timed out (Kafka unreachable): the commit is still in
+     * progress, and librdkafka allows nothing on the transaction but retrying
+     * it, so completed batches wait (their dead letters and offsets would
+     * belong to the next transaction) and an abort first retries the commit. */
+    int committing;
     uint64_t txn_dead_letters; /* written in the open transaction: counted when it commits */
     int rewinding;             /* completed batches are dropped, not committed (rewind) */
     int redo;                  /* the final commit was aborted: read again from the last commit */
@@ -248,7 +253,7 @@ static void complete_in_order(consumer *c)
         for (size_t i = 0; i < c->nbatches; i++)
             if (c->batches[i].in_use && (!head || c->batches[i].seq < head->seq))
                 head = &c->batches[i];
-        if (!head || !head->bulk_done || c->txn_broken || c->rewinding)
+        if (!head || !head->bulk_done || c->txn_broken || c->rewinding || c->committing)
             return;
         if (dead_letter_batch(c, head))
             return;
@@ -439,7 +444,7 @@ static int try_commit(consumer *c)
         return -1;
     rd_kafka_error_t *err = NULL;
     const char *what = "committing offsets";
-    if (c->pending->cnt) {
+    if (c->pending->cnt && !c->committing) {
         rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(c->rk);
         err = rd_kafka_send_offsets_to_transaction(p, c->pending, md, 10000);
         rd_kafka_consumer_group_metadata_destroy(md);
@@ -447,6 +452,7 @@ static int try_commit(consumer *c)
     if (!err) {
         what = "committing offsets and dead letters";
         err = rd_kafka_commit_transaction(p, 10000);
+        c->committing = err && rd_kafka_error_is_retriable(err);
     }
     if (err && rd_kafka_error_is_retriable(err)) {
         if (c->o->verbose)
@@ -476,6 +482,20 @@ static int try_commit(consumer *c)
 
 static void discard_txn(consumer *c)
 {
+    /* An abort conflicts with a commit in progress: finish the commit first
+     * (what it commits was acknowledged by Elasticsearch, so it may stand). */
+    int64_t deadline = now_ms() + 30000;
+    int rc = 1;
+    while (c->committing && (rc = try_commit(c)) == 1 && now_ms() < deadline)
+        usleep(500 * 1000);
+    if (c->committing) {
+        c->committing = 0;
+        c->txn_broken = 1;
+        set_fatal(c, LP_EXIT_PARTIAL, "Kafka did not complete a transaction commit in 30 s: the messages since "
+                  "the last commit were not committed and will be consumed again");
+    }
+    if (rc == 0 && !c->txn_open)
+        return;
     c->txn_dead_letters = 0;
     if (c->txn_open) {
         rd_kafka_error_t *err = rd_kafka_abort_transaction(lp_producer_handle(c->dlq), 30000);
@@ -589,6 +609,8 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
     int rc;
     while ((rc = try_commit(c)) == 1 && now_ms() < deadline && stop_signals < 2)
         usleep(500 * 1000);
+    if (rc == 0)
+        complete_in_order(c); /* batches that waited for a commit in progress */
     if (rc == 2) {
         discard_txn(c);
         if (at == COMMIT_PERIODIC)
