@@ -895,6 +895,36 @@ static int should_stop(consumer *c, int64_t start_ms, int64_t now)
            (double)(now - c->last_activity_ms) >= o->until_idle * 1000;
 }
 
+/* Every batch is in flight or waits for a commit in progress (Kafka
+ * unreachable): take no message, keep Elasticsearch, the commit and the
+ * group going until one is free. Paused partitions deliver no messages;
+ * one fetched before the pause is put back by seeking to it. */
+static void wait_for_a_batch(consumer *c, int64_t now)
+{
+    lp_error e;
+    if (c->assigned && !c->paused) {
+        rd_kafka_pause_partitions(c->rk, c->assigned);
+        c->paused = 1;
+    }
+    if (lp_es_pending(c->es) > 0 && lp_es_poll(c->es, 20, &e))
+        set_fatal(c, e.code, e.msg);
+    if (now - c->last_commit_ms >= 1000)
+        commit_txn(c, COMMIT_PERIODIC, 0);
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, lp_es_pending(c->es) > 0 ? 0 : 20);
+    if (m && m->err) {
+        handle_kafka_error(c, m);
+    } else if (m) {
+        rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(at, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
+        rd_kafka_error_t *err = rd_kafka_seek_partitions(c->rk, at, 5000);
+        if (err)
+            rd_kafka_error_destroy(err);
+        rd_kafka_topic_partition_list_destroy(at);
+        rd_kafka_message_destroy(m);
+    }
+    lp_producer_poll(c->dlq, 0);
+}
+
 static void run_loop(consumer *c)
 {
     const lp_consume_opts *o = c->o;
@@ -903,12 +933,14 @@ static void run_loop(consumer *c)
     int progress = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
     lp_error e;
     c->last_activity_ms = start_ms;
-    if (!c->open)
-        c->open = take_free_batch(c);
     for (;;) {
         int64_t now = now_ms();
         if (should_stop(c, start_ms, now))
             break;
+        if (!c->open && !(c->open = take_free_batch(c))) {
+            wait_for_a_batch(c, now);
+            continue;
+        }
         batch *b = c->open;
         int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) >= o->batch_bytes;
         if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && outstanding(c) < limit) {
