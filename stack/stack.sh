@@ -154,12 +154,18 @@ make_tls() {
 # and ConfigCommand's --add-config-file does not take the SCRAM syntax.)
 seed_kafka_users() {
   [ -f "$TLS_DIR/kafka-scram.pass" ] || (umask 077; openssl rand -hex 16 >"$TLS_DIR/kafka-scram.pass")
+  # Kept in the metadata log across restarts: once per data folder and
+  # password (a JVM at every `up` slowed the broker-restart fault test).
+  local marker
+  marker=$KAFKA_HOME/data/.scram-$(sha256sum "$TLS_DIR/kafka-scram.pass" | cut -c1-16)
+  [ -f "$marker" ] && return
   # The launcher expands @files only up to the main class: it goes in the file.
   (umask 077; printf '%s\n' kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
     --entity-type users --entity-name logpipe-scram --add-config \
     "SCRAM-SHA-512=[iterations=8192,password=$(cat "$TLS_DIR/kafka-scram.pass")]" >"$TLS_DIR/kafka-scram.args")
   kafka_java "@$TLS_DIR/kafka-scram.args" >"$KAFKA_HOME/scram.log" 2>&1 ||
     die "creating Kafka's SCRAM user failed: read $KAFKA_HOME/scram.log"
+  touch "$marker"
 }
 
 configure_kafka() {

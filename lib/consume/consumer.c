@@ -767,14 +767,18 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
      * unique per process: two members of a group must never fence each other.
      * A killed process's open transaction is aborted by the broker after
      * transaction.timeout.ms, and until then its partitions' offsets are
-     * "unstable" and a restarted member waits: hence 10 s, not the 60 s
-     * default (a commit takes milliseconds and happens every second). */
+     * "unstable" and a restarted member waits. But a transaction that outlives
+     * the timeout because the broker itself was away (a restart) is aborted
+     * by the coordinator too, and the producer is then fenced for good
+     * (INVALID_TXN_STATE, fatal): 10 s was shorter than a broker restart under
+     * load (seen in CI). 45 s covers a restart and keeps a crashed member's
+     * successor waiting less than librdkafka's 60 s default. */
     char host[64] = "host", txn_id[256];
     gethostname(host, sizeof host - 1);
     snprintf(txn_id, sizeof txn_id, "logpipe-%s-%s-%ld-%lld", o->group, host, (long)getpid(),
              (long long)now_ms());
     lp_kafka_props_set(&props, "transactional.id", txn_id);
-    lp_kafka_props_set(&props, "transaction.timeout.ms", "10000");
+    lp_kafka_props_set(&props, "transaction.timeout.ms", "45000");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
     lp_producer *p = lp_producer_new(&props, on_dlq_delivery, c, e);
