@@ -101,27 +101,9 @@ int cli_bad_option(const char *cmd, char **argv)
     return LP_EXIT_USAGE;
 }
 
-char *cli_take_env(const char *name)
-{
-    char *v = getenv(name);
-    if (!v)
-        return NULL;
-    char *copy = lp_xstrdup(v);
-    /* The environment block's "NAME=value" too, name included: it is what
-     * /proc/<pid>/environ shows, and unsetenv only unlinks it. */
-    size_t nl = strlen(name);
-    char *entry = v - nl - 1;
-    if (!memcmp(entry, name, nl) && entry[nl] == '=')
-        explicit_bzero(entry, nl + 1 + strlen(v));
-    else
-        explicit_bzero(v, strlen(v));
-    unsetenv(name);
-    return copy;
-}
-
 void cli_kafka_password(lp_kafka_props *props)
 {
-    char *pw = cli_take_env("LOGPIPE_KAFKA_PASSWORD");
+    char *pw = lp_secret_take_env("LOGPIPE_KAFKA_PASSWORD");
     if (!pw)
         return;
     lp_kafka_props_set(props, "sasl.password", pw);
@@ -153,7 +135,7 @@ static int resolve_credential(const char *what, const char *text, const char *en
                            "not the credential itself: the command line is readable by every local user", what);
         return resolve_into(what, text, out, e);
     }
-    char *from_env = cli_take_env(env_name);
+    char *from_env = lp_secret_take_env(env_name);
     if (from_env) {
         *out = from_env;
     } else if (*fallback) {
@@ -263,7 +245,7 @@ static void forget_aws_credentials(void)
 {
     static const char *vars[] = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
-        lp_wipe_free(cli_take_env(vars[i]));
+        lp_wipe_free(lp_secret_take_env(vars[i]));
 }
 
 int cli_conn_resolve(const char *cmd, cli_conn *c, lp_kafka_props *props)

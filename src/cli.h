@@ -34,11 +34,6 @@ int cli_parse_double(const char *cmd, const char *opt, const char *val, double m
 /* Accepts an epoch number, or RFC 3339 "2026-01-21T22:23:40Z" / with offset. */
 int cli_parse_time(const char *cmd, const char *opt, const char *val, int64_t *out);
 
-/* Takes a credential from the environment (the only way secrets reach
- * logpipe: argv is readable by every local user) and wipes it there; the
- * caller wipes and frees the copy. NULL when unset. */
-char *cli_take_env(const char *name);
-
 /* LOGPIPE_KAFKA_PASSWORD, when set, becomes the first property (sasl.password)
  * so that a -X given on the command line still wins. */
 void cli_kafka_password(lp_kafka_props *props);

@@ -78,8 +78,7 @@ typedef struct consumer {
      * member can sit with no messages for seconds before it has a position
      * (a killed member's open transaction keeps the group's offsets unstable
      * until the broker aborts it) and that is not being caught up. */
-    unsigned char *at_end;
-    int nat_end;
+    unsigned char *at_end; /* one per element of assigned */
     int paused;
     int64_t last_activity_ms, assigned_at_ms;
     lp_buf index_name, id, tmp;
@@ -492,23 +491,22 @@ static void discard_txn(consumer *c)
 static void track_assignment(consumer *c, const rd_kafka_topic_partition_list_t *parts)
 {
     free(c->at_end);
-    c->nat_end = parts ? parts->cnt : 0;
-    c->at_end = c->nat_end ? lp_xcalloc((size_t)c->nat_end, 1) : NULL;
+    c->at_end = parts && parts->cnt ? lp_xcalloc((size_t)parts->cnt, 1) : NULL;
 }
 
 static void mark_end(consumer *c, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    for (int i = 0; c->assigned && i < c->assigned->cnt && i < c->nat_end; i++)
+    for (int i = 0; c->assigned && i < c->assigned->cnt; i++)
         if (c->assigned->elems[i].partition == m->partition && !strcmp(c->assigned->elems[i].topic, topic))
             c->at_end[i] = 1;
 }
 
 static int caught_up(const consumer *c)
 {
-    if (!c->assigned || c->nat_end != c->assigned->cnt)
+    if (!c->assigned)
         return 0;
-    for (int i = 0; i < c->nat_end; i++)
+    for (int i = 0; i < c->assigned->cnt; i++)
         if (!c->at_end[i])
             return 0;
     return 1;

@@ -93,18 +93,33 @@ int lp_secret_ref_parse(const char *what, const char *text, lp_secret_ref *r, lp
 
 /* ---- the readers ------------------------------------------------------------------ */
 
+char *lp_secret_take_env(const char *name)
+{
+    char *v = getenv(name);
+    if (!v)
+        return NULL;
+    char *copy = lp_xstrdup(v);
+    /* The environment block's "NAME=value" too, name included: it is what
+     * /proc/<pid>/environ shows, and unsetenv only unlinks it. */
+    size_t nl = strlen(name);
+    char *entry = v - nl - 1;
+    if (!memcmp(entry, name, nl) && entry[nl] == '=')
+        explicit_bzero(entry, nl + 1 + strlen(v));
+    else
+        explicit_bzero(v, strlen(v));
+    unsetenv(name);
+    return copy;
+}
+
 static int read_env(const char *what, const lp_secret_ref *r, lp_buf *out, lp_error *e)
 {
-    char *v = getenv(r->id);
+    char *v = lp_secret_take_env(r->id);
     if (!v)
         return lp_fail(e, LP_EXIT_USAGE, "%s: env://%s: the variable is not set", what, r->id);
     lp_buf_reset(out);
     lp_buf_append(out, v, strlen(v));
     lp_buf_cstr(out);
-    /* Cleared once read, so that /proc/<pid>/environ no longer shows it. The
-     * block's bytes are zeroed too: unsetenv only unlinks them. */
-    explicit_bzero(v, strlen(v));
-    unsetenv(r->id);
+    lp_wipe_free(v);
     return 0;
 }
 

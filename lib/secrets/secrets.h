@@ -26,6 +26,11 @@ typedef struct lp_secret_ref {
     char region[64]; /* aws-sm only; "" for the default region */
 } lp_secret_ref;
 
+/* Takes a variable out of the environment: a copy (the caller wipes it
+ * with lp_wipe_free) or NULL when unset; the environment's "NAME=value" is
+ * zeroed and removed, so /proc/<pid>/environ no longer shows it. */
+char *lp_secret_take_env(const char *name);
+
 /* 1 when text starts with one of the reference schemes. */
 int lp_secret_is_ref(const char *text);
 
