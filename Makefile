@@ -8,7 +8,7 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 PY := .venv/bin/python
 
-.PHONY: all deps build unit integration test-airflow test test-asan fuzz bench bench-smoke demo stack-up stack-down stack-status lint clean
+.PHONY: bundle all deps build unit integration test-airflow test test-asan fuzz bench bench-smoke demo stack-up stack-down stack-status lint clean
 
 all: build
 
@@ -18,6 +18,11 @@ deps:
 build:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD)
+
+# The folder MWAA reads from its bucket: dags/, plugins.zip (operators +
+# a portable logpipe), requirements.txt (deploy/bundle.sh, docs/deploy.md).
+bundle: deps
+	bash deploy/bundle.sh
 
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -34,6 +39,7 @@ test-airflow: build
 
 lint:
 	.venv/bin/ruff check .
+	bash deploy/actionlint.sh
 
 # Everything: the release build's unit and integration tests, lint, the
 # Airflow tests, then the unit and integration suites again with

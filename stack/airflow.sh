@@ -42,6 +42,17 @@ export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
 # The binary the operators run (Variable logpipe_binary; on MWAA it is found
 # in the plugins folder instead).
 export AIRFLOW_VAR_LOGPIPE_BINARY=${LOGPIPE_BIN:-$ROOT/build/logpipe}
+# Connections and variables are looked up in the local Secrets Manager first
+# (the Amazon provider's SecretsManagerBackend, as MWAA is configured with
+# secrets.backend), then in the metadata DB. AWS credentials: the stack's
+# profile, through the standard variables, which the tasks (and logpipe)
+# inherit as MWAA tasks inherit the execution role.
+if [ -f "$STACK_DIR/aws/credentials" ]; then
+  export AWS_SHARED_CREDENTIALS_FILE=$STACK_DIR/aws/credentials AWS_CONFIG_FILE=$STACK_DIR/aws/config
+  export AWS_PROFILE=logpipe-local AWS_ENDPOINT_URL=http://127.0.0.1:5000
+  export AIRFLOW__SECRETS__BACKEND=airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend
+  export AIRFLOW__SECRETS__BACKEND_KWARGS='{"connections_prefix": "airflow/connections", "variables_prefix": null, "config_prefix": null, "profile_name": "logpipe-local", "region_name": "us-east-1", "endpoint_url": "http://127.0.0.1:5000"}'
+fi
 # `airflow.sh --python ...` runs the venv's Python in this configuration
 # (the Airflow tests: make test-airflow).
 if [ "${1:-}" = --python ]; then

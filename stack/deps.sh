@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config
               librdkafka-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
               clang kafkacat curl unzip openjdk-17-jre-headless maven python3-venv
-              valgrind time libpcre2-dev libssl-dev)
+              valgrind time libpcre2-dev libssl-dev nginx zip shellcheck)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

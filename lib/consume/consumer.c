@@ -63,6 +63,11 @@ typedef struct consumer {
     rd_kafka_topic_partition_list_t *pending; /* positions not yet committed */
     int txn_open;   /* the dead-letter producer's transaction */
     int txn_broken; /* it can no longer commit: abort at the next commit point */
+    /* commit_transaction timed out (Kafka unreachable): the commit is still in
+     * progress, and librdkafka allows nothing on the transaction but retrying
+     * it, so completed batches wait (their dead letters and offsets would
+     * belong to the next transaction) and an abort first retries the commit. */
+    int committing;
     uint64_t txn_dead_letters; /* written in the open transaction: counted when it commits */
     int rewinding;             /* completed batches are dropped, not committed (rewind) */
     int redo;                  /* the final commit was aborted: read again from the last commit */
@@ -247,7 +252,7 @@ static void complete_in_order(consumer *c)
         for (size_t i = 0; i < c->nbatches; i++)
             if (c->batches[i].in_use && (!head || c->batches[i].seq < head->seq))
                 head = &c->batches[i];
-        if (!head || !head->bulk_done || c->txn_broken || c->rewinding)
+        if (!head || !head->bulk_done || c->txn_broken || c->rewinding || c->committing)
             return;
         if (dead_letter_batch(c, head))
             return;
@@ -438,7 +443,7 @@ static int try_commit(consumer *c)
         return -1;
     rd_kafka_error_t *err = NULL;
     const char *what = "committing offsets";
-    if (c->pending->cnt) {
+    if (c->pending->cnt && !c->committing) {
         rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(c->rk);
         err = rd_kafka_send_offsets_to_transaction(p, c->pending, md, 10000);
         rd_kafka_consumer_group_metadata_destroy(md);
@@ -446,6 +451,7 @@ static int try_commit(consumer *c)
     if (!err) {
         what = "committing offsets and dead letters";
         err = rd_kafka_commit_transaction(p, 10000);
+        c->committing = err && rd_kafka_error_is_retriable(err);
     }
     if (err && rd_kafka_error_is_retriable(err)) {
         if (c->o->verbose)
@@ -475,6 +481,20 @@ static int try_commit(consumer *c)
 
 static void discard_txn(consumer *c)
 {
+    /* An abort conflicts with a commit in progress: finish the commit first
+     * (what it commits was acknowledged by Elasticsearch, so it may stand). */
+    int64_t deadline = now_ms() + 30000;
+    int rc = 1;
+    while (c->committing && (rc = try_commit(c)) == 1 && now_ms() < deadline)
+        usleep(500 * 1000);
+    if (c->committing) {
+        c->committing = 0;
+        c->txn_broken = 1;
+        set_fatal(c, LP_EXIT_PARTIAL, "Kafka did not complete a transaction commit in 30 s: the messages since "
+                  "the last commit were not committed and will be consumed again");
+    }
+    if (rc == 0 && !c->txn_open)
+        return;
     c->txn_dead_letters = 0;
     if (c->txn_open) {
         rd_kafka_error_t *err = rd_kafka_abort_transaction(lp_producer_handle(c->dlq), 30000);
@@ -587,6 +607,8 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
     int rc;
     while ((rc = try_commit(c)) == 1 && now_ms() < deadline && stop_signals < 2)
         usleep(500 * 1000);
+    if (rc == 0)
+        complete_in_order(c); /* batches that waited for a commit in progress */
     if (rc == 2) {
         discard_txn(c);
         if (at == COMMIT_PERIODIC)
@@ -637,6 +659,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     consumer *c = opaque;
     char fatal[256];
+    lp_kafka_note_error(err, reason);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         set_fatal(c, LP_EXIT_KAFKA, fatal);
@@ -742,14 +765,18 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
      * unique per process: two members of a group must never fence each other.
      * A killed process's open transaction is aborted by the broker after
      * transaction.timeout.ms, and until then its partitions' offsets are
-     * "unstable" and a restarted member waits: hence 10 s, not the 60 s
-     * default (a commit takes milliseconds and happens every second). */
+     * "unstable" and a restarted member waits. But a transaction that outlives
+     * the timeout because the broker itself was away (a restart) is aborted
+     * by the coordinator too, and the producer is then fenced for good
+     * (INVALID_TXN_STATE, fatal): 10 s was shorter than a broker restart under
+     * load (seen in CI). 45 s covers a restart and keeps a crashed member's
+     * successor waiting less than librdkafka's 60 s default. */
     char host[64] = "host", txn_id[256];
     gethostname(host, sizeof host - 1);
     snprintf(txn_id, sizeof txn_id, "logpipe-%s-%s-%ld-%lld", o->group, host, (long)getpid(),
              (long long)now_ms());
     lp_kafka_props_set(&props, "transactional.id", txn_id);
-    lp_kafka_props_set(&props, "transaction.timeout.ms", "10000");
+    lp_kafka_props_set(&props, "transaction.timeout.ms", "45000");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
     lp_producer *p = lp_producer_new(&props, on_dlq_delivery, c, e);
@@ -870,6 +897,36 @@ static int should_stop(consumer *c, int64_t start_ms, int64_t now)
            (double)(now - c->last_activity_ms) >= o->until_idle * 1000;
 }
 
+/* Every batch is in flight or waits for a commit in progress (Kafka
+ * unreachable): take no message, keep Elasticsearch, the commit and the
+ * group going until one is free. Paused partitions deliver no messages;
+ * one fetched before the pause is put back by seeking to it. */
+static void wait_for_a_batch(consumer *c, int64_t now)
+{
+    lp_error e;
+    if (c->assigned && !c->paused) {
+        rd_kafka_pause_partitions(c->rk, c->assigned);
+        c->paused = 1;
+    }
+    if (lp_es_pending(c->es) > 0 && lp_es_poll(c->es, 20, &e))
+        set_fatal(c, e.code, e.msg);
+    if (now - c->last_commit_ms >= 1000)
+        commit_txn(c, COMMIT_PERIODIC, 0);
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, lp_es_pending(c->es) > 0 ? 0 : 20);
+    if (m && m->err) {
+        handle_kafka_error(c, m);
+    } else if (m) {
+        rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(at, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
+        rd_kafka_error_t *err = rd_kafka_seek_partitions(c->rk, at, 5000);
+        if (err)
+            rd_kafka_error_destroy(err);
+        rd_kafka_topic_partition_list_destroy(at);
+        rd_kafka_message_destroy(m);
+    }
+    lp_producer_poll(c->dlq, 0);
+}
+
 static void run_loop(consumer *c)
 {
     const lp_consume_opts *o = c->o;
@@ -878,12 +935,14 @@ static void run_loop(consumer *c)
     int progress = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
     lp_error e;
     c->last_activity_ms = start_ms;
-    if (!c->open)
-        c->open = take_free_batch(c);
     for (;;) {
         int64_t now = now_ms();
         if (should_stop(c, start_ms, now))
             break;
+        if (!c->open && !(c->open = take_free_batch(c))) {
+            wait_for_a_batch(c, now);
+            continue;
+        }
         batch *b = c->open;
         int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) >= o->batch_bytes;
         if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && outstanding(c) < limit) {

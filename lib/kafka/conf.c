@@ -49,9 +49,36 @@ static int is_secret_key(const char *key, size_t n)
            (n >= 6 && !strncmp(key + n - 6, "secret", 6)) || strstr(key, "sasl.oauthbearer") != NULL;
 }
 
+/* The last connection-level error librdkafka reported. A failed start-up
+ * check otherwise only knows that the broker "did not answer"; with this it
+ * can say a password was refused or a certificate did not verify. */
+static struct {
+    int err;
+    char reason[400];
+} last_error;
+
+void lp_kafka_note_error(int err, const char *reason)
+{
+    /* Authentication and TLS failures are the ones worth reporting: keep
+     * them over the "all brokers down" that follows them. */
+    int keep = last_error.err == RD_KAFKA_RESP_ERR__AUTHENTICATION || last_error.err == RD_KAFKA_RESP_ERR__SSL;
+    if (keep && err != RD_KAFKA_RESP_ERR__AUTHENTICATION && err != RD_KAFKA_RESP_ERR__SSL)
+        return;
+    last_error.err = err;
+    snprintf(last_error.reason, sizeof last_error.reason, "%s", reason ? reason : "");
+}
+
+static void note_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    lp_kafka_note_error(err, reason);
+}
+
 rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_error_cb(conf, note_error_cb);
     char err[256];
     for (size_t i = 0; i < p->n; i++) {
         const char *kv = p->kv[i], *eq = strchr(kv, '=');
@@ -117,8 +144,25 @@ int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
     if (err) {
-        return lp_fail(e, LP_EXIT_KAFKA, "Kafka at %s (--brokers) did not answer within %d ms: %s",
-                       brokers, timeout_ms, rd_kafka_err2str(err));
+        /* Serve the error events that explain it. */
+        if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+            if (m && m->err)
+                lp_kafka_note_error(m->err, rd_kafka_message_errstr(m));
+            if (m)
+                rd_kafka_message_destroy(m);
+        } else {
+            rd_kafka_poll(rk, 100);
+        }
+        const char *why = last_error.reason;
+        if (last_error.err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+            return lp_fail(e, LP_EXIT_USAGE, "Kafka authentication failed at %s (check sasl.username, "
+                           "sasl.password and sasl.mechanisms): %s", brokers, why);
+        if (last_error.err == RD_KAFKA_RESP_ERR__SSL || strstr(why, "SSL"))
+            return lp_fail(e, LP_EXIT_USAGE, "TLS to Kafka at %s failed (check ssl.ca.location or ssl.ca.pem, "
+                           "and security.protocol): %s", brokers, why);
+        return lp_fail(e, LP_EXIT_KAFKA, "Kafka at %s (--brokers) did not answer within %d ms: %s%s%s",
+                       brokers, timeout_ms, rd_kafka_err2str(err), *why ? "; last error: " : "", why);
     }
     rd_kafka_metadata_destroy(md);
     return 0;

@@ -38,6 +38,10 @@ rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e);
 
 /* Waits up to timeout_ms for the cluster to answer a metadata request for
  * topic (NULL: any); fails with LP_EXIT_KAFKA naming the brokers. */
+/* Records a connection-level error (the default error callback does; a
+ * client with its own callback calls this too), for check_reachable. */
+void lp_kafka_note_error(int err, const char *reason);
+
 int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e);
 
 /* ---- producer ---------------------------------------------------------- */

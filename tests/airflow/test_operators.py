@@ -102,3 +102,24 @@ def test_binary_without_execute_bit_is_copied_and_run(tmp_path: Path, logpipe_bi
     runnable = _executable(plain)
     assert runnable != str(plain) and os.access(runnable, os.X_OK)
     assert subprocess.run([runnable, "--help"], capture_output=True, check=False).returncode == 0
+
+
+def test_bundled_binary_without_execute_bit_runs_with_its_libraries(tmp_path: Path):
+    """The bundle's logpipe, unpacked without the execute bit as MWAA may do:
+    the copy the operator makes finds the bundle's lib/ through a link."""
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "mwaa"
+    subprocess.run(["bash", str(root / "deploy" / "bundle.sh"), str(out)], check=True, capture_output=True,
+                   timeout=900)
+    plugins = tmp_path / "plugins"
+    with zipfile.ZipFile(out / "plugins.zip") as z:
+        z.extractall(plugins)  # modes are not restored
+    assert not os.access(plugins / "logpipe", os.X_OK)
+    runnable = Path(_executable(plugins / "logpipe"))
+    assert (runnable.parent / "lib").resolve() == (plugins / "lib").resolve()
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    ldd = subprocess.run(["ldd", str(runnable)], capture_output=True, text=True, env=env, check=True).stdout
+    assert f"librdkafka.so.1 => {runnable.parent / 'lib'}/" in ldd, ldd
+    assert subprocess.run([str(runnable), "--help"], capture_output=True, env=env, check=False).returncode == 0

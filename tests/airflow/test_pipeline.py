@@ -155,3 +155,33 @@ class _watch_argv:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def test_connections_from_secrets_manager_only(live_airflow, kafka, unique):
+    """Both DAGs against SASL_SSL Kafka and TLS + API key Elasticsearch, with
+    connections that exist only in the local Secrets Manager (Airflow's
+    SecretsManagerBackend): not in the metadata DB, not in the environment."""
+    airflow = live_airflow
+    for conn_id in ("kafka_secure", "elasticsearch_secure"):
+        assert requests.get(f"{airflow}/connections/{conn_id}", timeout=30).status_code == 404
+    topic = f"sm-{unique}"
+    run = trigger(airflow, PRODUCER, {"topic": topic, "count": 5000, "kafka_conn_id": "kafka_secure"})
+    assert wait_run(airflow, PRODUCER, run) == "success", task_states(airflow, PRODUCER, run)
+    run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, kafka_conn_id="kafka_secure",
+                                                   es_conn_id="elasticsearch_secure"))
+    assert wait_run(airflow, CONSUMER, run) == "success", task_states(airflow, CONSUMER, run)
+    result = xcom(airflow, CONSUMER, run, "reconcile")
+    assert (result["committed"], result["documents"]) == (5000, 5000)
+    tls = ROOT / ".stack" / "tls"
+    auth = ("elastic", (tls / "es-elastic.pass").read_text().strip())
+    ca = str(tls / "ca.pem")
+    requests.post(f"https://127.0.0.1:9201/{unique}-*/_refresh", auth=auth, verify=ca, timeout=30)
+    count = requests.get(f"https://127.0.0.1:9201/{unique}-*/_count", auth=auth, verify=ca, timeout=30).json()
+    assert count["count"] == 5000
+    api_key = (tls / "es-api-key").read_text().strip()
+    kafka_pw = (tls / "kafka-plain.pass").read_text().strip()
+    logs = task_log(airflow, CONSUMER, run, "consume", 0) + task_log(airflow, CONSUMER, run, "reconcile")
+    xcoms = json.dumps([result, xcom(airflow, CONSUMER, run, "consume", 0)])
+    assert "logpipe consume" in logs
+    for secret in (api_key, kafka_pw):
+        assert secret not in logs and secret not in xcoms

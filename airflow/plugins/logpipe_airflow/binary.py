@@ -4,7 +4,9 @@ Order: the Airflow Variable `logpipe_binary` (an explicit override wins),
 then the plugins folder (MWAA unpacks plugins.zip, and the binary in it, to
 /usr/local/airflow/plugins), then PATH. A zip does not always keep the
 execute bit, so a binary that cannot be executed where it lies is copied to
-a private temporary folder and made executable there.
+a private temporary folder and made executable there; the bundle's
+binary finds its shared libraries in lib/ beside it (RPATH $ORIGIN/lib), so
+the copy gets a lib link to the original folder.
 """
 
 from __future__ import annotations
@@ -51,4 +53,11 @@ def _executable(path: Path) -> str:
         tmp.write_bytes(data)
         tmp.chmod(stat.S_IRWXU)
         tmp.replace(target)  # atomic: concurrent tasks never run a half-written copy
+    libs = path.parent / "lib"
+    link = folder / "lib"
+    if libs.is_dir() and not (link.is_symlink() and link.resolve() == libs.resolve()):
+        tmp_link = folder / f".lib.{os.getpid()}"
+        tmp_link.unlink(missing_ok=True)
+        tmp_link.symlink_to(libs.resolve(), target_is_directory=True)
+        tmp_link.replace(link)  # atomic, and replaces a link left by an older unpacking
     return str(target)

@@ -79,12 +79,14 @@ def count_documents(es: Elasticsearch, index_pattern: str, topic: str, ranges: d
         return 0
     s = es.session()
     index = wildcard(index_pattern)
+    # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's
+    # verify (psf/requests#3829), which would drop the connection's CA.
     s.post(f"{es.url}/{index}/_refresh", params={"allow_no_indices": "true", "ignore_unavailable": "true"},
-           timeout=60).raise_for_status()
+           timeout=60, verify=s.verify).raise_for_status()
     query = {"bool": {"filter": [{"term": {"kafka.topic": topic}}],
                       "should": wanted, "minimum_should_match": 1}}
     r = s.post(f"{es.url}/{index}/_count", json={"query": query},
-               params={"allow_no_indices": "true", "ignore_unavailable": "true"}, timeout=60)
+               params={"allow_no_indices": "true", "ignore_unavailable": "true"}, timeout=60, verify=s.verify)
     if r.status_code != 200:
         raise AirflowException(f"reconcile: Elasticsearch _count on {index} answered {r.status_code}: {r.text[:300]}")
     return int(r.json()["count"])
