@@ -71,6 +71,11 @@ typedef struct consumer {
     uint64_t txn_dead_letters; /* written in the open transaction: counted when it commits */
     int rewinding;             /* completed batches are dropped, not committed (rewind) */
     int redo;                  /* the final commit was aborted: read again from the last commit */
+    /* The dead-letter producer hit a fatal error (fenced: the coordinator
+     * aborted its transaction while the broker was away). librdkafka allows
+     * nothing more on it, so a new one takes over (renew_dlq); renewals
+     * counts those since the last successful commit. */
+    int dlq_fenced, renewals;
     int64_t last_commit_ms;
     batch *batches;
     size_t nbatches;
@@ -190,9 +195,14 @@ static void begin_txn(consumer *c)
     if (err) {
         char msg[400];
         snprintf(msg, sizeof msg, "dead-letter transaction could not begin: %s", rd_kafka_error_string(err));
+        if (rd_kafka_error_is_fatal(err)) {
+            c->dlq_fenced = 1;
+            logf_(c, "%s", msg);
+        } else {
+            c->txn_broken = 1;
+            set_fatal(c, LP_EXIT_KAFKA, msg);
+        }
         rd_kafka_error_destroy(err);
-        c->txn_broken = 1;
-        set_fatal(c, LP_EXIT_KAFKA, msg);
         return;
     }
     c->txn_open = 1;
@@ -423,9 +433,13 @@ static void txn_failed(consumer *c, const char *what, rd_kafka_error_t *err)
         snprintf(msg, sizeof msg, "%s failed (%s): the transaction was aborted; its messages were not "
                  "committed and will be consumed again", what, rd_kafka_error_string(err));
         set_fatal(c, LP_EXIT_PARTIAL, msg);
+    } else if (rd_kafka_error_is_fatal(err)) {
+        c->txn_broken = 0; /* not this transaction's fault: the producer is replaced */
+        c->dlq_fenced = 1;
+        logf_(c, "%s failed: %s: a new dead-letter producer takes over", what, rd_kafka_error_string(err));
     } else {
         snprintf(msg, sizeof msg, "%s failed: %s", what, rd_kafka_error_string(err));
-        set_fatal(c, rd_kafka_error_is_fatal(err) ? LP_EXIT_KAFKA : LP_EXIT_PARTIAL, msg);
+        set_fatal(c, LP_EXIT_PARTIAL, msg);
     }
     rd_kafka_error_destroy(err);
 }
@@ -469,6 +483,7 @@ static int try_commit(consumer *c)
         return -1;
     }
     c->txn_open = 0;
+    c->renewals = 0;
     c->res->dead_lettered += c->txn_dead_letters;
     c->txn_dead_letters = 0;
     for (int i = 0; i < c->pending->cnt; i++)
@@ -485,9 +500,9 @@ static void discard_txn(consumer *c)
      * (what it commits was acknowledged by Elasticsearch, so it may stand). */
     int64_t deadline = now_ms() + 30000;
     int rc = 1;
-    while (c->committing && (rc = try_commit(c)) == 1 && now_ms() < deadline)
+    while (c->committing && !c->dlq_fenced && (rc = try_commit(c)) == 1 && now_ms() < deadline)
         usleep(500 * 1000);
-    if (c->committing) {
+    if (c->committing && !c->dlq_fenced) {
         c->committing = 0;
         c->txn_broken = 1;
         set_fatal(c, LP_EXIT_PARTIAL, "Kafka did not complete a transaction commit in 30 s: the messages since "
@@ -496,7 +511,8 @@ static void discard_txn(consumer *c)
     if (rc == 0 && !c->txn_open)
         return;
     c->txn_dead_letters = 0;
-    if (c->txn_open) {
+    c->committing = 0;
+    if (c->txn_open && !c->dlq_fenced) {
         rd_kafka_error_t *err = rd_kafka_abort_transaction(lp_producer_handle(c->dlq), 30000);
         if (err)
             txn_failed(c, "aborting the dead-letter transaction", err);
@@ -586,6 +602,48 @@ static void rewind_to_committed(consumer *c)
 
 typedef enum { COMMIT_PERIODIC, COMMIT_REVOKE, COMMIT_FINAL } commit_point;
 
+static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e);
+
+/* Replaces a fenced dead-letter producer with a new one (a new
+ * transactional.id: the old one's epoch is spent). Its lost transaction was
+ * aborted by the coordinator, so nothing it wrote is visible and its
+ * offsets were not committed: the caller reads those messages again. A
+ * broker that keeps fencing new producers stops the run. */
+static int renew_dlq(consumer *c)
+{
+    lp_error e;
+    if (c->fatal[0])
+        return -1;
+    if (++c->renewals > 3) {
+        set_fatal(c, LP_EXIT_KAFKA, "the dead-letter producer was fenced 3 times without a commit in between: "
+                                    "stopping; the messages since the last commit will be consumed again");
+        return -1;
+    }
+    lp_producer *p = open_dlq(c->o, c, &e);
+    if (!p) {
+        set_fatal(c, e.code, e.msg);
+        return -1;
+    }
+    lp_producer_free(c->dlq);
+    c->dlq = p;
+    c->dlq_fenced = c->txn_open = c->committing = 0;
+    logf_(c, "a new dead-letter producer took over: reading again from the last commit");
+    return 0;
+}
+
+/* What an aborted transaction covered is read again: by this member now
+ * (periodic), by this member before it stops (final), or by the partitions'
+ * new owner (revocation). */
+static void after_abort(consumer *c, commit_point at)
+{
+    if (c->dlq_fenced && renew_dlq(c))
+        return;
+    if (at == COMMIT_PERIODIC)
+        rewind_to_committed(c);
+    else if (at == COMMIT_FINAL)
+        c->redo = 1;
+}
+
 /* Commits the stored offsets and the dead letters they cover in one Kafka
  * transaction (the consumer's own auto-commit is off): either both become
  * visible or neither does. Periodic commits that meet a missing broker try
@@ -597,10 +655,17 @@ typedef enum { COMMIT_PERIODIC, COMMIT_REVOKE, COMMIT_FINAL } commit_point;
 static void commit_txn(consumer *c, commit_point at, int assignment_lost)
 {
     c->last_commit_ms = now_ms();
+    if (c->dlq_fenced) {
+        discard_txn(c);
+        after_abort(c, at);
+        return;
+    }
     if (!c->txn_open && c->pending->cnt == 0)
         return;
     if (assignment_lost || c->txn_broken) {
         discard_txn(c);
+        if (c->dlq_fenced)
+            renew_dlq(c);
         return;
     }
     int64_t deadline = now_ms() + (at == COMMIT_PERIODIC ? 0 : (int64_t)c->o->drain_timeout_s * 1000 + 30000);
@@ -609,13 +674,9 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
         usleep(500 * 1000);
     if (rc == 0)
         complete_in_order(c); /* batches that waited for a commit in progress */
-    if (rc == 2) {
+    if (rc == 2 || c->dlq_fenced) {
         discard_txn(c);
-        if (at == COMMIT_PERIODIC)
-            rewind_to_committed(c);
-        else if (at == COMMIT_FINAL)
-            c->redo = 1;
-        /* at a revocation the new owner re-reads them */
+        after_abort(c, at);
     } else if (rc == 1 && at == COMMIT_REVOKE) {
         logf_(c, "offsets could not be committed before the revocation: those messages will be re-read");
         discard_txn(c);
@@ -624,6 +685,8 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
                                       "since the last commit were not committed and will be consumed again");
         discard_txn(c);
     }
+    if (c->dlq_fenced) /* the abort above met a fenced producer */
+        renew_dlq(c);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
@@ -783,6 +846,8 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
     lp_kafka_props_free(&props);
     if (!p)
         return NULL;
+    if (o->verbose) /* the id, so an operator can find it in the broker's transaction state */
+        logf_(c, "dead-letter producer transactional.id %s", txn_id);
     rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
     if (err) {
         lp_fail(e, LP_EXIT_KAFKA, "the dead-letter producer's transactions could not start: %s",

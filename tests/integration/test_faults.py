@@ -11,6 +11,7 @@ import json
 import random
 import signal
 import subprocess
+import threading
 import time
 
 import requests
@@ -79,19 +80,60 @@ def test_kill_9_at_five_random_moments(logpipe_bin, kafka, es, topic, unique):
         p.wait(timeout=30)
     wait_group_empty(kafka, group)
     r = consume_to_end(logpipe_bin, kafka, es, topic, group, index)
-    gen = subprocess.run([logpipe_bin, "generate", "--count", "200000", "--seed", "21", "--start", START,
-                          "--malformed-ratio", "0.01"], capture_output=True, check=True).stdout
-    parsed = subprocess.run([logpipe_bin, "parse"], input=gen, capture_output=True, check=True)
-    good = parsed.stdout.count(b"\n")
+    good = good_lines(logpipe_bin, 200_000, 21, "0.01")
     assert_exact(kafka, es, topic, group, index, good)
     # Every rejected message is in the dead-letter topic exactly once for a
     # read_committed reader: the dead letters of a killed run's open
     # transaction were aborted, and written again by the run that committed.
-    dlq = read_topic(kafka, f"{topic}.dlq", 200_000 - good)
-    coords = [(dict(m.headers())["logpipe.partition"], dict(m.headers())["logpipe.offset"]) for m in dlq]
-    assert len(set(coords)) == 200_000 - good, "a rejected message is missing from the dead-letter topic"
-    assert len(coords) == len(set(coords)), "a rejected message was dead-lettered twice"
+    assert_dead_lettered_once(kafka, topic, 200_000 - good)
     assert r.summary()["exit_code"] == 0
+
+
+def good_lines(logpipe_bin, count, seed, ratio) -> int:
+    gen = subprocess.run([logpipe_bin, "generate", "--count", str(count), "--seed", str(seed), "--start", START,
+                          "--malformed-ratio", ratio], capture_output=True, check=True).stdout
+    return subprocess.run([logpipe_bin, "parse"], input=gen, capture_output=True, check=True).stdout.count(b"\n")
+
+
+def assert_dead_lettered_once(kafka, topic, rejected):
+    dlq = read_topic(kafka, f"{topic}.dlq", rejected)
+    coords = [(dict(m.headers())["logpipe.partition"], dict(m.headers())["logpipe.offset"]) for m in dlq]
+    assert len(set(coords)) == rejected, "a rejected message is missing from the dead-letter topic"
+    assert len(coords) == len(set(coords)), "a rejected message was dead-lettered twice"
+
+
+def test_a_fenced_dead_letter_producer_is_replaced_and_nothing_is_lost(logpipe_bin, kafka, es, topic, unique):
+    # A broker that was away long enough aborts the open transaction and
+    # fences its producer for good; another producer taking the same
+    # transactional.id does exactly that, on demand.
+    produce(logpipe_bin, kafka, topic, 200_000, seed=26, ratio="0.01")
+    group, index = f"g-{unique}", unique
+    p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "5", "-v",
+                       "--batch-docs", "1000")
+    lines: list[str] = []
+
+    # line by line, as logpipe writes them
+    reader = threading.Thread(target=lambda: lines.extend(iter(p.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 120
+        while not any("transactional.id" in x for x in lines) and time.time() < deadline:
+            time.sleep(0.1)
+        txn_id = next(x for x in lines if "transactional.id" in x).split()[-1]
+        wait_for_count(es, index, 10_000)
+        intruder = Producer({"bootstrap.servers": kafka, "transactional.id": txn_id})
+        intruder.init_transactions(30)
+        code = p.wait(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    reader.join(timeout=10)
+    err = "".join(lines)
+    assert code == 0, err
+    assert "a new dead-letter producer took over" in err
+    good = good_lines(logpipe_bin, 200_000, 26, "0.01")
+    assert_exact(kafka, es, topic, group, index, good)
+    assert_dead_lettered_once(kafka, topic, 200_000 - good)
 
 
 def test_elasticsearch_down_30s_backs_off_commits_nothing_unindexed_and_resumes(
