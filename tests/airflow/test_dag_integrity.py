@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from airflow.models.dagbag import DagBag
+from logpipe_airflow.compat import AirflowFailException
+from logpipe_airflow.platform_check import glibc_version
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "airflow" / "dags"
@@ -34,9 +36,29 @@ def dagbag() -> DagBag:
         mp.undo()
 
 
-def test_both_dags_load_without_errors(dagbag: DagBag) -> None:
+def test_the_dags_load_without_errors(dagbag: DagBag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"log_generation_pipeline", "log_consumer_pipeline"}
+    assert set(dagbag.dag_ids) == {"log_generation_pipeline", "log_consumer_pipeline", "logpipe_worker_check"}
+
+
+def test_worker_check_runs_once_and_never_retries(dagbag: DagBag) -> None:
+    dag = dagbag.get_dag("logpipe_worker_check")
+    assert str(dag.timetable.summary) == "@once"
+    assert [t.task_id for t in dag.tasks] == ["worker_platform"]
+    assert dag.tasks[0].retries == 0 and dag.tasks[0].owner == "logpipe"
+
+
+@pytest.mark.parametrize(("ldd", "version"), [
+    ("ldd (GNU libc) 2.34\nCopyright (C) 2021 Free Software Foundation, Inc.", (2, 34)),  # Amazon Linux 2023
+    ("ldd (Debian GLIBC 2.36-9+deb12u13) 2.36\nCopyright (C) 2022", (2, 36)),
+])
+def test_glibc_version_is_read_from_ldd(ldd: str, version: tuple[int, int]) -> None:
+    assert glibc_version(ldd) == version
+
+
+def test_an_unreadable_ldd_fails_the_check_naming_it() -> None:
+    with pytest.raises(AirflowFailException, match="cannot read the glibc version"):
+        glibc_version("musl libc (x86_64)")
 
 
 @pytest.mark.parametrize("dag_id", ["log_generation_pipeline", "log_consumer_pipeline"])

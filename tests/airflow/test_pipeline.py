@@ -44,6 +44,15 @@ def test_dags_test_produces_15000_and_indexes_exactly_them(dags_test_db, logpipe
     assert "reconcile ok: 15000 committed = 15000 documents + 0 dead-lettered" in cons.output
 
 
+def test_worker_check_logs_the_platform_and_runs_logpipe(dags_test_db, logpipe_bin):
+    run = dags_test("logpipe_worker_check", {}, logpipe_bin)
+    assert run.state == "success", run.output[-3000:]
+    found = dags_test_xcom("logpipe_worker_check", run.run_id, "worker_platform")
+    assert found["machine"] == "x86_64" and found["logpipe"].startswith("logpipe ")
+    assert tuple(int(x) for x in found["glibc"].split(".")) >= (2, 34)
+    assert "uname -m: x86_64" in run.output and "ldd --version: ldd (" in run.output
+
+
 def test_three_consumers_on_six_partitions_stay_exact(dags_test_db, logpipe_bin, kafka, kafka_admin, es, unique):
     topic = f"af-{unique}"
     create_topic(kafka_admin, topic, partitions=6)

@@ -49,9 +49,11 @@ def needed(path: Path) -> list[str]:
 
 def test_layout_is_what_mwaa_reads(bundle):
     assert sorted(p.name for p in (bundle / "dags").iterdir()) == ["log_consumer_pipeline.py",
-                                                                   "log_generation_pipeline.py"]
+                                                                   "log_generation_pipeline.py",
+                                                                   "logpipe_worker_check.py"]
     names = zipfile.ZipFile(bundle / "plugins.zip").namelist()
     assert "logpipe" in names and "logpipe_plugin.py" in names and "logpipe_airflow/operators.py" in names
+    assert "logpipe_airflow/platform_check.py" in names
     assert any(n.startswith("lib/librdkafka.so") for n in names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     req = (bundle / "requirements.txt").read_text()
