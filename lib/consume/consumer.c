@@ -235,12 +235,19 @@ static int dead_letter_batch(consumer *c, batch *b)
         if (lp_producer_send(c->dlq, dlq_topic_for(c, topic, &name), RD_KAFKA_PARTITION_UA, m->key,
                              m->key_len, m->payload, m->len, h, NULL, &err)) {
             rd_kafka_headers_destroy(h);
+            lp_buf_free(&name);
+            if (rd_kafka_fatal_error(lp_producer_handle(c->dlq), NULL, 0)) {
+                /* fenced: the transaction is lost anyway, and a new producer
+                 * re-reads this batch (commit_txn) */
+                c->dlq_fenced = 1;
+                logf_(c, "the dead-letter producer was fenced: %s", err.msg);
+                return -1;
+            }
             c->res->dlq_failed++;
             c->txn_broken = 1; /* part of this batch's dead letters are in the transaction */
             char msg[600];
             snprintf(msg, sizeof msg, "dead-letter write failed: %s", err.msg);
             set_fatal(c, LP_EXIT_PARTIAL, msg);
-            lp_buf_free(&name);
             return -1;
         }
     }
@@ -262,7 +269,7 @@ static void complete_in_order(consumer *c)
         for (size_t i = 0; i < c->nbatches; i++)
             if (c->batches[i].in_use && (!head || c->batches[i].seq < head->seq))
                 head = &c->batches[i];
-        if (!head || !head->bulk_done || c->txn_broken || c->rewinding || c->committing)
+        if (!head || !head->bulk_done || c->txn_broken || c->rewinding || c->committing || c->dlq_fenced)
             return;
         if (dead_letter_batch(c, head))
             return;
