@@ -35,7 +35,7 @@ static void usage(FILE *out)
             "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
             "  -f, --format FMT           auto (default), seed, combined, common\n"
             "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
-            "      --batch-docs N         documents per bulk request (default 5000)\n"
+            "      --batch-docs N         documents per bulk request (default 2500)\n"
             "      --batch-bytes N        bytes per bulk request before gzip (default 5242880)\n"
             "      --flush-ms MS          send a partial bulk after MS (default 500)\n"
             "      --inflight N           concurrent bulk requests (default 2)\n"
@@ -98,7 +98,7 @@ int cmd_consume(int argc, char **argv)
     const char *cmd = "consume";
     const char *topics[64];
     lp_consume_opts o = {.topics = topics, .index_pattern = "logs-access-%Y.%m.%d",
-                         .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 5000,
+                         .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 2500,
                          .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
                          .connect_timeout_s = 10, .install_template = 1, .progress = -1};
     cli_conn conn = {.need_es = 1};

@@ -12,11 +12,16 @@
  * index is exactly-once by _id, and the dead-letter topic exactly-once for
  * read_committed readers, even across kill -9.
  *
- * Messages are kept (not copied) until their batch is done, because a
- * refused document must reach the dead-letter topic with its original
- * bytes. Memory is bounded by the number of batches, which is fixed: when
- * none is free the assigned partitions are paused, and the group stays
- * alive because rd_kafka_consumer_poll keeps being called.
+ * Each message's key and value are copied into its batch and the message
+ * is released at once, because a refused document must reach the
+ * dead-letter topic with its original bytes when its bulk answers, and a
+ * held rd_kafka_message_t pins the whole fetch response (or decompressed
+ * message set, for a compressed topic) it came in, so memory would depend
+ * on how producers batch. The copy (~250 bytes) costs a fraction of the
+ * parse. Memory is bounded by the number of batches, which is fixed, and
+ * by librdkafka's prefetch bound: when no batch can take a message the loop
+ * stops polling messages, and pauses the assigned partitions if that lasts
+ * (the group stays alive because rd_kafka_consumer_poll keeps being called).
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -34,16 +39,26 @@
  * written only when their batch completes in sequence order, into the same
  * Kafka transaction as the offsets that cover them (see commit_txn). */
 typedef struct reject {
-    uint32_t msg;       /* index in the batch's msgs */
+    uint32_t msg;       /* index in the batch's held */
     uint32_t reason_at; /* offset of its NUL-terminated reason in the batch's reasons */
     const char *stage;  /* "parse" or "index" */
 } reject;
 
+/* A message of a batch, copied: its key then its value at raw + at. */
+typedef struct held {
+    const char *topic; /* interned (consumer.topic_names) */
+    int64_t offset;
+    int32_t partition;
+    size_t at, key_len, len;
+    int has_key;
+} held;
+
 typedef struct batch {
     uint64_t seq;
     lp_bulk *bulk;
-    rd_kafka_message_t **msgs; /* all messages of the batch */
-    uint32_t *item_msg;        /* bulk item -> index in msgs */
+    held *msgs;         /* all messages of the batch */
+    lp_buf raw;         /* their keys and values */
+    uint32_t *item_msg; /* bulk item -> index in msgs */
     size_t nmsgs, cap;
     reject *rejects;
     size_t nrejects, rejects_cap;
@@ -90,14 +105,22 @@ typedef struct consumer {
      * until the broker aborts it) and that is not being caught up. */
     unsigned char *at_end; /* one per element of assigned */
     int paused;
+    int64_t full_since; /* when the open batch became full with every slot in flight */
     int64_t last_activity_ms, assigned_at_ms;
     lp_buf index_name, id, tmp;
+    char **topic_names; /* every topic name seen, owned here (held.topic) */
+    size_t ntopic_names;
+    const rd_kafka_topic_t *last_rkt;
+    const char *last_topic;
     int64_t index_hour; /* hour index_name was formatted for */
     int fixed_index;
     lp_consume_result *res;
     char fatal[512];
     int fatal_code;
 } consumer;
+
+/* How long the loop waits for a free slot before it pauses the partitions. */
+#define FULL_PAUSE_MS 1000
 
 static volatile sig_atomic_t stop_signals;
 static void on_signal(int sig) { (void)sig; stop_signals++; }
@@ -145,9 +168,8 @@ static void store_offset(void *ctx, const char *topic, int32_t partition, int64_
 
 static void release(batch *b)
 {
-    for (size_t i = 0; i < b->nmsgs; i++)
-        rd_kafka_message_destroy(b->msgs[i]);
     b->nmsgs = 0;
+    lp_buf_reset(&b->raw);
     b->nrejects = 0;
     lp_buf_reset(&b->reasons);
     lp_bulk_reset(b->bulk);
@@ -219,8 +241,8 @@ static int dead_letter_batch(consumer *c, batch *b)
     lp_buf name = LP_BUF_INIT;
     for (size_t i = 0; i < b->nrejects; i++) {
         const reject *r = &b->rejects[i];
-        const rd_kafka_message_t *m = b->msgs[r->msg];
-        const char *topic = rd_kafka_topic_name(m->rkt);
+        const held *m = &b->msgs[r->msg];
+        const char *topic = m->topic;
         char num[32];
         rd_kafka_headers_t *h = rd_kafka_headers_new(5);
         rd_kafka_header_add(h, "logpipe.reason", -1, b->reasons.data + r->reason_at, -1);
@@ -232,8 +254,9 @@ static int dead_letter_batch(consumer *c, batch *b)
         rd_kafka_header_add(h, "logpipe.offset", -1, num, -1);
         lp_error err;
         lp_buf_reset(&name);
-        if (lp_producer_send(c->dlq, dlq_topic_for(c, topic, &name), RD_KAFKA_PARTITION_UA, m->key,
-                             m->key_len, m->payload, m->len, h, NULL, &err)) {
+        const char *raw = b->raw.data + m->at;
+        if (lp_producer_send(c->dlq, dlq_topic_for(c, topic, &name), RD_KAFKA_PARTITION_UA,
+                             m->has_key ? raw : NULL, m->key_len, raw + m->key_len, m->len, h, NULL, &err)) {
             rd_kafka_headers_destroy(h);
             lp_buf_free(&name);
             if (rd_kafka_fatal_error(lp_producer_handle(c->dlq), NULL, 0)) {
@@ -362,17 +385,46 @@ static void add_kafka_fields(lp_buf *body, const char *topic, const rd_kafka_mes
     lp_buf_puts_lit(body, "}}");
 }
 
-static void handle_message(consumer *c, rd_kafka_message_t *m)
+/* The topic's name, owned by the consumer: a held message outlives the
+ * rd_kafka_message_t whose topic handle named it. One topic almost always. */
+static const char *topic_of(consumer *c, const rd_kafka_message_t *m)
 {
-    batch *b = c->open;
+    if (m->rkt == c->last_rkt)
+        return c->last_topic;
+    const char *name = rd_kafka_topic_name(m->rkt);
+    size_t i = 0;
+    while (i < c->ntopic_names && strcmp(c->topic_names[i], name))
+        i++;
+    if (i == c->ntopic_names) {
+        c->topic_names = lp_xrealloc(c->topic_names, (i + 1) * sizeof *c->topic_names);
+        c->topic_names[c->ntopic_names++] = lp_xstrdup(name);
+    }
+    c->last_rkt = m->rkt;
+    return c->last_topic = c->topic_names[i];
+}
+
+/* Copies the message into the open batch; the caller releases it. */
+static size_t hold(batch *b, const rd_kafka_message_t *m, const char *topic)
+{
     if (b->nmsgs == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 1024;
         b->msgs = lp_xrealloc(b->msgs, b->cap * sizeof *b->msgs);
         b->item_msg = lp_xrealloc(b->item_msg, b->cap * sizeof *b->item_msg);
     }
-    size_t mi = b->nmsgs++;
-    b->msgs[mi] = m;
-    const char *topic = rd_kafka_topic_name(m->rkt);
+    held *h = &b->msgs[b->nmsgs];
+    *h = (held){topic, m->offset, m->partition, b->raw.len, m->key ? m->key_len : 0, m->len, m->key != NULL};
+    if (m->key_len)
+        lp_buf_append(&b->raw, m->key, m->key_len);
+    if (m->len)
+        lp_buf_append(&b->raw, m->payload, m->len);
+    return b->nmsgs++;
+}
+
+static void handle_message(consumer *c, const rd_kafka_message_t *m)
+{
+    batch *b = c->open;
+    const char *topic = topic_of(c, m);
+    size_t mi = hold(b, m, topic);
     lp_offsets_track(c->offsets, topic, m->partition, m->offset, b->seq);
     c->res->consumed++;
 
@@ -789,13 +841,16 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
     lp_kafka_props_set(&props, "enable.auto.offset.store", "false");
     /* A new group starts at the beginning: the seed's "latest" loses data. */
     lp_kafka_props_set(&props, "auto.offset.reset", "earliest");
-    /* Bounds librdkafka's prefetch so memory does not grow with a backlog.
-     * Messages are held until their batch is acknowledged and each pins the
-     * fetch response it came in, so fetch responses are kept small too.
-     * Measured on 300,000 messages: librdkafka's defaults peak at 180 MB
-     * under a backlog; 8 MiB/4 MiB at 100 MB; 2 MiB/1 MiB at 62 MB for ~8%
-     * less throughput, which Elasticsearch bounds anyway. */
-    lp_kafka_props_set(&props, "queued.max.messages.kbytes", "2048");
+    /* Bounds librdkafka's prefetch so memory does not grow with a backlog
+     * (its 64 MiB default peaked at 180 MB). But librdkafka 2.0.2 backs a
+     * partition's fetching off for up to a second once the queue is at the
+     * bound (confluentinc/librdkafka#2879; fetch.queue.backoff.ms, which
+     * tunes it, came in 2.1): the bound must hold about a second of
+     * consumption or the loop starves. Measured on 400,000 messages (docs/
+     * performance.md): 1, 2 and 4 MiB all took 12.3 s, 6 and 8 MiB 6.5 s;
+     * with the copied messages and 2,500-document batches 8 MiB peaks at
+     * 59 MB. */
+    lp_kafka_props_set(&props, "queued.max.messages.kbytes", "8192");
     lp_kafka_props_set(&props, "fetch.max.bytes", "1048576");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
@@ -1022,19 +1077,33 @@ static void run_loop(consumer *c)
             c->open = take_free_batch(c);
             full = 0;
         }
-        if (c->assigned && full != c->paused) {
-            (full ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, c->assigned);
-            c->paused = full;
+        /* A full batch and every slot in flight: take no message until a
+         * bulk completes. Not polling is enough for a while, because
+         * librdkafka's prefetch is bounded (queued.max.messages.kbytes).
+         * Pausing at once would throw that prefetch away (a pause purges
+         * the fetch queue; the resume fetches it again): with a bulk
+         * completing every few hundred ms that refetch was the consume
+         * loop's stall. Only a longer wait pauses, so that the loop polls
+         * the consumer again (rebalances, max.poll.interval.ms). */
+        int busy = lp_es_pending(c->es) > 0;
+        if (!full)
+            c->full_since = 0;
+        else if (!c->full_since)
+            c->full_since = now;
+        int pause = full && (!busy || now - c->full_since >= FULL_PAUSE_MS);
+        if (c->assigned && pause != c->paused) {
+            (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, c->assigned);
+            c->paused = pause;
             c->last_activity_ms = now;
         }
-        int busy = lp_es_pending(c->es) > 0;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, busy || full ? 0 : 100);
+        rd_kafka_message_t *m = full && !c->paused ? NULL : rd_kafka_consumer_poll(c->rk, busy || full ? 0 : 100);
         if (m && m->err) {
             handle_kafka_error(c, m);
         } else if (m) {
             if (c->open->nmsgs == 0)
                 c->open->opened_ms = now;
             handle_message(c, m);
+            rd_kafka_message_destroy(m);
             c->last_activity_ms = now;
             if (o->max_messages && c->res->consumed >= o->max_messages)
                 rd_kafka_pause_partitions(c->rk, c->assigned);
@@ -1184,6 +1253,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
         lp_bulk_free(c.batches[i].bulk);
         free(c.batches[i].msgs);
         free(c.batches[i].item_msg);
+        lp_buf_free(&c.batches[i].raw);
         free(c.batches[i].rejects);
         lp_buf_free(&c.batches[i].reasons);
     }
@@ -1202,5 +1272,8 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     lp_buf_free(&c.index_name);
     lp_buf_free(&c.id);
     lp_buf_free(&c.tmp);
+    for (size_t i = 0; i < c.ntopic_names; i++)
+        free(c.topic_names[i]);
+    free(c.topic_names);
     return res->exit_code;
 }

@@ -6,6 +6,7 @@ the dead-letter topic.
 """
 
 import json
+import secrets
 import subprocess
 
 import requests
@@ -106,6 +107,22 @@ def test_typed_mapping_makes_fields_queryable(logpipe_bin, kafka, es, topic, uni
     types = {m["mappings"]["http.response.status_code"]["mapping"]["status_code"]["type"]
              for m in mapping.values()}
     assert types == {"long"}
+
+
+def test_documents_that_barely_compress_are_indexed_whole(logpipe_bin, kafka, es, topic, unique):
+    # Random paths: the gzip'd bulk body comes out larger than the first
+    # guess for its size (a quarter of the body), so its buffer has to grow.
+    paths = [f"/{secrets.token_urlsafe(1500)}" for _ in range(2000)]
+    lines = "".join(f'10.0.0.{i % 250} - - [Jan 21 2026, 22:23:40] "GET {p} HTTP/1.1" 200 {i} "-" "-"\n'
+                    for i, p in enumerate(paths))
+    r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "-i", "-", stdin=lines.encode())
+    assert r.code == 0, r.stderr
+    r = consume(logpipe_bin, kafka, es, topic, f"g-{unique}", unique, "--batch-docs", "1000")
+    assert r.code == 0, r.stderr
+    assert r.summary()["indexed"] == 2000 and es_count(es, unique) == 2000
+    found = requests.post(f"{es}/{unique}/_search", json={"query": {"term": {"http.response.body.bytes": 1234}}},
+                          timeout=30).json()["hits"]["hits"]
+    assert [h["_source"]["url"]["path"] for h in found] == [paths[1234]]
 
 
 def test_unreachable_elasticsearch_exits_4_naming_it(logpipe_bin, kafka, topic, unique):
