@@ -170,16 +170,25 @@ def es_count(index: str) -> int:
 
 
 def ceiling(args, work: Path, docs_from: Path, count: int, index: str, clients: int = 4) -> dict:
-    """Pre-built gzip NDJSON bulk bodies of 5,000 documents, sent by `clients` curl loops."""
-    folder = work / f"ceiling-{count}"
+    """Pre-built gzip NDJSON bulk bodies of 2,500 documents (logpipe's default batch),
+    sent by `clients` curl loops. The documents are the ones logpipe indexes: the
+    parsed line plus its kafka.topic/partition/offset, under an _id of the same
+    topic-partition-offset form (three partitions, filled in runs of 1,000 as the
+    producer's sticky partitioner does), so both index the same work."""
+    folder = work / f"ceiling-v2-{count}"
     if not folder.exists():
         folder.mkdir()
         with open(docs_from, "rb") as src:
             docs = sh([logpipe(args), "parse"], stdin=src).stdout.splitlines()
-        for i in range(0, len(docs), 5000):
-            body = b"".join(b'{"index":{"_id":"%d"}}\n%s\n' % (i + j, d)
-                            for j, d in enumerate(docs[i:i + 5000]))
-            (folder / f"{i:09d}.ndjson.gz").write_bytes(gzip.compress(body, 1))
+        offsets = [0, 0, 0]
+        lines = []
+        for i, d in enumerate(docs):
+            p = (i // 1000) % 3
+            o, offsets[p] = offsets[p], offsets[p] + 1
+            lines.append(b'{"index":{"_id":"bench-%d-%d"}}\n%s,"kafka":{"topic":"bench","partition":%d,'
+                         b'"offset":%d}}\n' % (p, o, d[:-1], p, o))
+        for i in range(0, len(lines), 2500):
+            (folder / f"{i:09d}.ndjson.gz").write_bytes(gzip.compress(b"".join(lines[i:i + 2500]), 1))
     bodies = sorted(map(str, folder.glob("*.gz")))
     # the index named in the URL applies to actions that name none
     cmd = ["bash", str(BENCH / "ceiling.sh"), f"{ES}/{index}/_bulk", str(clients), *bodies]
@@ -192,10 +201,9 @@ def bench_consume(args, work: Path, n: dict) -> dict:
     out: dict = {}
     topic = fill_topic(args, n["consume"])
     idx = f"bench-logpipe-{run}"
-    # --inflight 4: the throughput setting (docs/performance.md); the default, 2, keeps
-    # peak memory under a backlog near 64 MB instead of 80
+    # logpipe's defaults: what a user gets (docs/performance.md)
     p, res = resources([logpipe(args), "consume", "-b", KAFKA, "-t", topic, "-g", f"g-{idx}", "-e", ES,
-                        "-i", idx, "--until-idle", "2", "--inflight", "4"])
+                        "-i", idx, "--until-idle", "2"])
     summary = json.loads(p.stdout.decode().strip().splitlines()[-1])
     busy = res["wall_s"] - 2  # the idle wait at the end is not work
     out["logpipe"] = {**res, "docs": summary["indexed"], "docs_per_s": summary["indexed"] / busy,
