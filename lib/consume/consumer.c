@@ -91,6 +91,13 @@ typedef struct consumer {
      * nothing more on it, so a new one takes over (renew_dlq); renewals
      * counts those since the last successful commit. */
     int dlq_fenced, renewals;
+    /* A dead-letter write was refused without the producer being fatal (the
+     * transaction is in an abortable state, e.g. its messages timed out while
+     * the broker was away): abort and read again at the next commit point.
+     * doomed_in_a_row stops a refusal that repeats (without a commit). */
+    int txn_doomed, doomed_in_a_row;
+    char txn_id[256];             /* the dead-letter producer's transactional.id */
+    int64_t commit_failing_since; /* first periodic commit that could not complete, 0 if none */
     int64_t last_commit_ms;
     batch *batches;
     size_t nbatches;
@@ -121,6 +128,10 @@ typedef struct consumer {
 
 /* How long the loop waits for a free slot before it pauses the partitions. */
 #define FULL_PAUSE_MS 1000
+/* How long periodic commits may fail before the dead-letter producer is
+ * replaced: past transaction.timeout.ms (45 s), when the coordinator has
+ * aborted the transaction anyway. */
+#define TXN_STUCK_MS 60000
 
 static volatile sig_atomic_t stop_signals;
 static void on_signal(int sig) { (void)sig; stop_signals++; }
@@ -266,6 +277,12 @@ static int dead_letter_batch(consumer *c, batch *b)
                 logf_(c, "the dead-letter producer was fenced: %s", err.msg);
                 return -1;
             }
+            if (++c->doomed_in_a_row <= 3) {
+                c->txn_doomed = 1;
+                logf_(c, "dead-letter write failed (%s): aborting the transaction, its messages are read again",
+                      err.msg);
+                return -1;
+            }
             c->res->dlq_failed++;
             c->txn_broken = 1; /* part of this batch's dead letters are in the transaction */
             char msg[600];
@@ -292,7 +309,8 @@ static void complete_in_order(consumer *c)
         for (size_t i = 0; i < c->nbatches; i++)
             if (c->batches[i].in_use && (!head || c->batches[i].seq < head->seq))
                 head = &c->batches[i];
-        if (!head || !head->bulk_done || c->txn_broken || c->rewinding || c->committing || c->dlq_fenced)
+        if (!head || !head->bulk_done || c->txn_broken || c->rewinding || c->committing || c->dlq_fenced ||
+            c->txn_doomed)
             return;
         if (dead_letter_batch(c, head))
             return;
@@ -542,7 +560,7 @@ static int try_commit(consumer *c)
         return -1;
     }
     c->txn_open = 0;
-    c->renewals = 0;
+    c->renewals = c->doomed_in_a_row = 0;
     c->res->dead_lettered += c->txn_dead_letters;
     c->txn_dead_letters = 0;
     for (int i = 0; i < c->pending->cnt; i++)
@@ -634,7 +652,15 @@ static void rewind_to_committed(consumer *c)
     if (!c->assigned)
         return;
     rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(c->assigned);
-    rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, at, 30000);
+    /* The group coordinator may be moving or loading right after a broker
+     * came back (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS): those pass. */
+    rd_kafka_resp_err_t err;
+    int64_t until = now_ms() + 60000;
+    while ((err = rd_kafka_committed(c->rk, at, 30000)) && now_ms() < until && stop_signals < 2 &&
+           (err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR || err == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+            err == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE || err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+            err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT))
+        usleep(500 * 1000);
     for (int i = 0; !err && i < at->cnt; i++) {
         lp_offsets_forget(c->offsets, at->elems[i].topic, at->elems[i].partition);
         if (at->elems[i].offset < 0)
@@ -663,11 +689,13 @@ typedef enum { COMMIT_PERIODIC, COMMIT_REVOKE, COMMIT_FINAL } commit_point;
 
 static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e);
 
-/* Replaces a fenced dead-letter producer with a new one (a new
- * transactional.id: the old one's epoch is spent). Its lost transaction was
- * aborted by the coordinator, so nothing it wrote is visible and its
- * offsets were not committed: the caller reads those messages again. A
- * broker that keeps fencing new producers stops the run. */
+/* Replaces a fenced or stuck dead-letter producer with a new instance of
+ * the same transactional.id: its init_transactions makes the coordinator
+ * abort whatever the old one left open (and fences it), so nothing the old
+ * one wrote in that transaction is visible and its offsets are not
+ * committed; the caller reads those messages again from the committed
+ * offsets, which are stable by then. A broker that keeps fencing new
+ * producers stops the run. */
 static int renew_dlq(consumer *c)
 {
     lp_error e;
@@ -678,13 +706,12 @@ static int renew_dlq(consumer *c)
                                     "stopping; the messages since the last commit will be consumed again");
         return -1;
     }
-    lp_producer *p = open_dlq(c->o, c, &e);
-    if (!p) {
+    lp_producer_free(c->dlq); /* first: two live instances of one id fence each other */
+    c->dlq = open_dlq(c->o, c, &e);
+    if (!c->dlq) {
         set_fatal(c, e.code, e.msg);
         return -1;
     }
-    lp_producer_free(c->dlq);
-    c->dlq = p;
     c->dlq_fenced = c->txn_open = c->committing = 0;
     logf_(c, "a new dead-letter producer took over: reading again from the last commit");
     return 0;
@@ -719,6 +746,12 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
         after_abort(c, at);
         return;
     }
+    if (c->txn_doomed) {
+        c->txn_doomed = 0;
+        discard_txn(c);
+        after_abort(c, at);
+        return;
+    }
     if (!c->txn_open && c->pending->cnt == 0)
         return;
     if (assignment_lost || c->txn_broken) {
@@ -731,8 +764,20 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
     int rc;
     while ((rc = try_commit(c)) == 1 && now_ms() < deadline && stop_signals < 2)
         usleep(500 * 1000);
-    if (rc == 0)
+    if (rc == 0) {
+        c->commit_failing_since = 0;
         complete_in_order(c); /* batches that waited for a commit in progress */
+    } else if (rc == 1 && at == COMMIT_PERIODIC && !c->commit_failing_since) {
+        c->commit_failing_since = now_ms();
+    } else if (rc == 1 && at == COMMIT_PERIODIC && now_ms() - c->commit_failing_since > TXN_STUCK_MS) {
+        /* Seen after a broker restart: AddOffsetsToTxn timing out on every
+         * retry while the broker answers everything else. The coordinator
+         * has aborted that transaction by now (transaction.timeout.ms). */
+        logf_(c, "the dead-letter transaction could not commit for %d s: replacing its producer",
+              TXN_STUCK_MS / 1000);
+        c->dlq_fenced = 1;
+        c->commit_failing_since = 0;
+    }
     if (rc == 2 || c->dlq_fenced) {
         discard_txn(c);
         after_abort(c, at);
@@ -896,11 +941,13 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
      * (INVALID_TXN_STATE, fatal): 10 s was shorter than a broker restart under
      * load (seen in CI). 45 s covers a restart and keeps a crashed member's
      * successor waiting less than librdkafka's 60 s default. */
-    char host[64] = "host", txn_id[256];
-    gethostname(host, sizeof host - 1);
-    snprintf(txn_id, sizeof txn_id, "logpipe-%s-%s-%ld-%lld", o->group, host, (long)getpid(),
-             (long long)now_ms());
-    lp_kafka_props_set(&props, "transactional.id", txn_id);
+    if (!c->txn_id[0]) {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(c->txn_id, sizeof c->txn_id, "logpipe-%s-%s-%ld-%lld", o->group, host, (long)getpid(),
+                 (long long)now_ms());
+    }
+    lp_kafka_props_set(&props, "transactional.id", c->txn_id);
     lp_kafka_props_set(&props, "transaction.timeout.ms", "45000");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
@@ -909,7 +956,7 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
     if (!p)
         return NULL;
     if (o->verbose) /* the id, so an operator can find it in the broker's transaction state */
-        logf_(c, "dead-letter producer transactional.id %s", txn_id);
+        logf_(c, "dead-letter producer transactional.id %s", c->txn_id);
     rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
     if (err) {
         lp_fail(e, LP_EXIT_KAFKA, "the dead-letter producer's transactions could not start: %s",

@@ -100,7 +100,12 @@ int lp_producer_send(lp_producer *p, const char *topic, int32_t partition, const
     }
 }
 
-void lp_producer_poll(lp_producer *p, int timeout_ms) { rd_kafka_poll(p->rk, timeout_ms); }
+/* NULL is a producer that could not be replaced (consume's renew_dlq): the run is stopping. */
+void lp_producer_poll(lp_producer *p, int timeout_ms)
+{
+    if (p)
+        rd_kafka_poll(p->rk, timeout_ms);
+}
 
 int lp_producer_flush(lp_producer *p, int timeout_ms)
 {
