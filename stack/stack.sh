@@ -6,6 +6,7 @@
 # local AWS (Secrets Manager, S3: moto in server mode, signatures checked).
 #
 #   stack.sh up       install what is missing (cached), start what is not running, wait until ready
+#   stack.sh up kafka-scram   the Kafka 3.9 broker with a SCRAM-SHA-512 listener (on demand)
 #   stack.sh down     stop what this script started
 #   stack.sh stop kafka|es|airflow|aws   stop one server (fault tests); `up` starts it again
 #   stack.sh status   show what runs where
@@ -29,6 +30,12 @@ ES_VERSION=${LOGPIPE_ES_VERSION:-8.19.21}
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 KAFKA_SASL_PORT=9094
+# A Kafka 3.9 broker whose listener logpipe can log in to with SCRAM
+# (start_kafka_scram; Debian 12's librdkafka cannot, on Kafka 4.x).
+KAFKA_SCRAM_VERSION=3.9.1
+KAFKA_SCRAM_PORT=9096
+KAFKA_SCRAM_CONTROLLER_PORT=9097
+KAFKA_SCRAM_INTERNAL_PORT=9098
 TLS_DIR=$STACK_DIR/tls
 ES_PORT=9200
 ES_SECURE_PORT=9201
@@ -43,6 +50,7 @@ JAVA_HOME=${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")
 READY_TIMEOUT=${LOGPIPE_STACK_TIMEOUT:-180}
 
 KAFKA_HOME=$STACK_DIR/kafka
+KAFKA_SCRAM_HOME=$STACK_DIR/kafka-scram
 ES_STACK_DIR=$STACK_DIR
 ES_HOME=$ES_STACK_DIR/elasticsearch-$ES_VERSION
 ES_DATA=$ES_STACK_DIR/es-data
@@ -54,6 +62,11 @@ kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 >/dev/null 2>&1; }
 kafka_sasl_ready() {
   kcat -L -b "127.0.0.1:$KAFKA_SASL_PORT" -m 5 -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \
     -X sasl.username=logpipe -X sasl.password="$(cat "$TLS_DIR/kafka-plain.pass")" \
+    -X ssl.ca.location="$TLS_DIR/ca.pem" >/dev/null 2>&1
+}
+kafka_scram_ready() {
+  kcat -L -b "127.0.0.1:$KAFKA_SCRAM_PORT" -m 5 -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 \
+    -X sasl.username=logpipe-scram -X sasl.password="$(cat "$TLS_DIR/kafka-scram.pass")" \
     -X ssl.ca.location="$TLS_DIR/ca.pem" >/dev/null 2>&1
 }
 es_ready() {
@@ -105,14 +118,16 @@ wait_for() {
   log "$name ready on 127.0.0.1 after $((SECONDS - start))s"
 }
 
+# install_kafka [HOME VERSION]: the broker jars of VERSION into HOME/libs.
 install_kafka() {
-  [ -f "$KAFKA_HOME/libs/.complete-$KAFKA_VERSION" ] && return
-  log "installing Kafka $KAFKA_VERSION broker jars from Maven Central"
-  rm -rf "$KAFKA_HOME/libs"
-  mvn -q -B -f "$ROOT/stack/kafka/pom.xml" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs" >&2 ||
-    die "resolving Kafka from Maven Central failed (mvn dependency:copy-dependencies)"
-  touch "$KAFKA_HOME/libs/.complete-$KAFKA_VERSION"
+  local home=${1:-$KAFKA_HOME} version=${2:-$KAFKA_VERSION}
+  [ -f "$home/libs/.complete-$version" ] && return
+  log "installing Kafka $version broker jars from Maven Central"
+  rm -rf "$home/libs"
+  mvn -q -B -f "$ROOT/stack/kafka/pom.xml" dependency:copy-dependencies -Dkafka.version="$version" \
+      -DincludeScope=runtime -DoutputDirectory="$home/libs" >&2 ||
+    die "resolving Kafka $version from Maven Central failed (mvn dependency:copy-dependencies)"
+  touch "$home/libs/.complete-$version"
 }
 
 kafka_java() {
@@ -226,6 +241,67 @@ start_kafka() {
   echo $! >"$KAFKA_HOME/kafka.pid"
   wait_for Kafka kafka_ready "$KAFKA_HOME/kafka.log" "$KAFKA_HOME/kafka.pid"
   wait_for "Kafka's SASL_SSL listener" kafka_sasl_ready "$KAFKA_HOME/kafka.log" "$KAFKA_HOME/kafka.pid"
+}
+
+# The SCRAM-SHA-512 listener, on its own Kafka 3.9 broker. librdkafka before
+# 2.6.1 (Debian 12 has 2.0.2) repeats the client nonce in the SCRAM final
+# message; Kafka 4.x rejects that, 3.8.1 to 3.9.x accept it
+# (confluentinc/librdkafka#4895). Started on demand (`stack.sh up
+# kafka-scram`, by the tests that need it), not by `up`. The user is created
+# when the storage is formatted (StorageTool --add-scram, KRaft), the
+# password in a java @argfile rather than argv.
+configure_kafka_scram() {
+  mkdir -p "$KAFKA_SCRAM_HOME/data"
+  (umask 077; cat > "$KAFKA_SCRAM_HOME/server.properties" <<EOF
+# Written by stack/stack.sh: a single KRaft node with a SCRAM-SHA-512 listener.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_SCRAM_CONTROLLER_PORT
+listeners=INTERNAL://127.0.0.1:$KAFKA_SCRAM_INTERNAL_PORT,CONTROLLER://127.0.0.1:$KAFKA_SCRAM_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SCRAM_PORT
+advertised.listeners=INTERNAL://127.0.0.1:$KAFKA_SCRAM_INTERNAL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SCRAM_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=INTERNAL
+listener.security.protocol.map=INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/server.p12
+ssl.keystore.password=$(cat "$TLS_DIR/keystore.pass")
+ssl.key.password=$(cat "$TLS_DIR/keystore.pass")
+log.dirs=$KAFKA_SCRAM_HOME/data
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+  )
+  [ -f "$KAFKA_SCRAM_HOME/data/meta.properties" ] && return
+  local cluster_id
+  cluster_id=$(KAFKA_HOME=$KAFKA_SCRAM_HOME kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  (umask 077; printf '%s\n' kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_SCRAM_HOME/server.properties" \
+    --add-scram "SCRAM-SHA-512=[name=logpipe-scram,iterations=8192,password=$(cat "$TLS_DIR/kafka-scram.pass")]" \
+    >"$KAFKA_SCRAM_HOME/format.args")
+  KAFKA_HOME=$KAFKA_SCRAM_HOME kafka_java "@$KAFKA_SCRAM_HOME/format.args" >"$KAFKA_SCRAM_HOME/format.log" 2>&1 ||
+    die "formatting the SCRAM broker's storage failed: read $KAFKA_SCRAM_HOME/format.log"
+  rm -f "$KAFKA_SCRAM_HOME/format.args"
+}
+
+start_kafka_scram() {
+  if kafka_scram_ready; then
+    log "Kafka's SCRAM listener already answers on 127.0.0.1:$KAFKA_SCRAM_PORT: reusing it"
+    return
+  fi
+  install_kafka "$KAFKA_SCRAM_HOME" "$KAFKA_SCRAM_VERSION"
+  make_tls
+  configure_kafka_scram
+  log "starting Kafka $KAFKA_SCRAM_VERSION for SCRAM-SHA-512 (log: $KAFKA_SCRAM_HOME/kafka.log)"
+  setsid nohup bash -c "$(declare -f kafka_java); JAVA_HOME='$JAVA_HOME' KAFKA_HOME='$KAFKA_SCRAM_HOME' ROOT='$ROOT' \
+    kafka_java kafka.Kafka '$KAFKA_SCRAM_HOME/server.properties'" >"$KAFKA_SCRAM_HOME/kafka.log" 2>&1 </dev/null &
+  echo $! >"$KAFKA_SCRAM_HOME/kafka.pid"
+  wait_for "Kafka's SCRAM listener" kafka_scram_ready "$KAFKA_SCRAM_HOME/kafka.log" "$KAFKA_SCRAM_HOME/kafka.pid"
 }
 
 ensure_es_user() {
@@ -556,6 +632,7 @@ cmd_up() {
 ES_SECURE_HOME=$(cat "$STACK_DIR/es-secure-home" 2>/dev/null || echo "$STACK_DIR/es-secure")
 
 cmd_down() {
+  stop_one kafka-scram
   stop_one airflow
   stop_one aws
   stop_one es-secure
@@ -569,6 +646,11 @@ cmd_status() {
     echo "kafka          up    127.0.0.1:$KAFKA_PORT  version $KAFKA_VERSION  data $KAFKA_HOME/data  log $KAFKA_HOME/kafka.log"
   else
     echo "kafka          down  127.0.0.1:$KAFKA_PORT"; rc=1
+  fi
+  if kafka_scram_ready; then
+    echo "kafka-scram    up    127.0.0.1:$KAFKA_SCRAM_PORT  version $KAFKA_SCRAM_VERSION  SASL_SSL SCRAM-SHA-512 (user logpipe-scram)"
+  else
+    echo "kafka-scram    down  127.0.0.1:$KAFKA_SCRAM_PORT  (started on demand: stack.sh up kafka-scram)"
   fi
   if es_ready; then
     local v
@@ -600,6 +682,7 @@ cmd_status() {
 stop_one() {
   case ${1:-} in
     kafka) stop_pidfile Kafka "$KAFKA_HOME/kafka.pid" ;;
+    kafka-scram) stop_pidfile "Kafka (SCRAM)" "$KAFKA_SCRAM_HOME/kafka.pid" ;;
     es) stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
         if [ -f "$ES_HOME/es.pid" ]; then stop_pidfile Elasticsearch "$ES_HOME/es.pid"; fi ;;
     aws) stop_pidfile "local AWS" "$AWS_HOME/moto.pid" ;;
@@ -609,18 +692,19 @@ stop_one() {
     airflow) for part in dag-processor scheduler api-server; do
                stop_pidfile "Airflow $part" "$AIRFLOW_HOME/$part.pid"
              done ;;
-    *) die "usage: stack.sh stop kafka|es|es-secure|airflow|aws" ;;
+    *) die "usage: stack.sh stop kafka|kafka-scram|es|es-secure|airflow|aws" ;;
   esac
 }
 
 case ${1:-} in
-  up) cmd_up ;;
+  up) if [ "${2:-}" = kafka-scram ]; then start_kafka_scram; else cmd_up; fi ;;
   down) cmd_down ;;
   stop) stop_one "${2:-}" ;;
   status) cmd_status ;;
   logs)
     case ${2:-} in
       kafka) tail -n "${3:-50}" "$KAFKA_HOME/kafka.log" ;;
+    kafka-scram) tail -n "${3:-50}" "$KAFKA_SCRAM_HOME/kafka.log" ;;
       es) tail -n "${3:-50}" "$ES_HOME/logs/stdout.log" ;;
       airflow) tail -n "${3:-50}" "$AIRFLOW_HOME"/logs/{api-server,scheduler,dag-processor}.log ;;
       aws) tail -n "${3:-50}" "$AWS_HOME/moto.log" ;;
