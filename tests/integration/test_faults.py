@@ -288,7 +288,10 @@ def test_memory_stays_bounded_with_a_backlog_and_a_slow_elasticsearch(logpipe_bi
     # Twice as long against a 1M backlog: the peak does not grow with the backlog.
     assert peaks[1] < peaks[0] * 1.5 + 16_000, peaks
     if "asan" not in logpipe_bin:
-        assert peaks[1] < 80_000, peaks  # kB
+        # A sanity cap, not the benchmark's target: with librdkafka's prefetch
+        # bound at 8 MiB (2 MiB stalls fetching on 2.0.2, docs/performance.md)
+        # a slow Elasticsearch keeps that queue full: 80-85 MB measured in CI.
+        assert peaks[1] < 100_000, peaks  # kB
 
 
 def test_a_broker_frozen_for_70_s_mid_transaction_ends_exact(logpipe_bin, kafka, es, topic, unique):
