@@ -199,7 +199,7 @@ def test_broker_restart_during_produce_and_consume(logpipe_bin, kafka, es, topic
         assert sum(high_watermarks(kafka, topic).values()) == 150_000
 
         group, index = f"g-{unique}", unique
-        p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "8")
+        p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "8", "-v")  # -v: the recovery steps in the log
         wait_for_count(es, index, 10_000)
         subprocess.run([*STACK, "stop", "kafka"], check=True, timeout=120)
         time.sleep(3)
