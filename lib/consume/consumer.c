@@ -815,6 +815,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     commit_txn(c, COMMIT_REVOKE, rd_kafka_assignment_lost(rk));
     for (int i = 0; i < parts->cnt; i++)
         lp_offsets_forget(c->offsets, parts->elems[i].topic, parts->elems[i].partition);
+    /* librdkafka keeps a partition's pause across a revocation, so one that
+     * comes back in the next assignment would deliver nothing, ever (and
+     * --until-idle would wait for its end forever). Resume before letting
+     * go rather than after the next assign: a pause or resume right after
+     * assign() can outdate its fetch start (confluentinc/librdkafka#2190). */
+    if (c->paused) {
+        rd_kafka_resume_partitions(rk, parts);
+        c->paused = 0;
+    }
     rd_kafka_assign(rk, NULL);
     if (c->assigned)
         rd_kafka_topic_partition_list_destroy(c->assigned);

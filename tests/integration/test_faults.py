@@ -232,6 +232,37 @@ def test_rebalance_when_a_member_joins_and_leaves(logpipe_bin, kafka, es, topic,
     assert_exact(kafka, es, topic, group, index, 150_000)
 
 
+def test_a_rebalance_while_the_partitions_are_paused_does_not_leave_them_paused(
+        logpipe_bin, kafka, es, topic, unique):
+    # librdkafka keeps a partition's pause across a revocation and a new
+    # assignment. Elasticsearch answering in 8 s makes every slot busy and
+    # the consumer pause its partitions; a second member joins meanwhile, so
+    # the first one's partitions are revoked while paused and come back.
+    produce(logpipe_bin, kafka, topic, 30_000, seed=28)
+    group, index = f"g-{unique}", unique
+    faults = Faults(delay_s=8)
+    with FaultProxy(es, faults) as proxy:
+        a = start_consumer(logpipe_bin, kafka, proxy.url, topic, group, index, "--until-idle", "6", "-v",
+                           "--batch-docs", "500")
+        deadline = time.time() + 60
+        while faults.bulk_requests < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert faults.bulk_requests >= 2, "the consumer never sent its bulks"
+        time.sleep(2.5)  # both slots busy, the next batch full for more than a second: paused
+        b = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "30", "-v",
+                           "--batch-docs", "500")
+        faults.delay_s = 0  # bulks sent from now on (the revocation's drain) answer at once
+        time.sleep(12)
+        b.send_signal(signal.SIGTERM)
+        bcode, _, berr = finish(b)
+        acode, _, aerr = finish(a, timeout=120)
+    assert bcode == 0, berr
+    assert acode == 0, aerr
+    assert "revoking" in aerr  # the rebalance really happened
+    consume_to_end(logpipe_bin, kafka, es, topic, group, index)
+    assert_exact(kafka, es, topic, group, index, 30_000)
+
+
 def test_poison_messages_go_to_the_dlq_and_good_ones_around_them_are_indexed(
         logpipe_bin, kafka, es, kafka_admin, unique):
     topic = f"poison-{unique}"
