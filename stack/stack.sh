@@ -183,16 +183,35 @@ seed_kafka_users() {
   touch "$marker"
 }
 
-configure_kafka() {
-  mkdir -p "$KAFKA_HOME/data"
-  cat > "$KAFKA_HOME/server.properties" <<EOF
-# Written by stack/stack.sh: a single KRaft node acting as broker and controller.
+# What both brokers share: one KRaft node acting as broker and controller,
+# its SASL_SSL listener's TLS key, and the internal topics' single-node
+# replication. $1: the broker's home, $2: its controller port.
+kafka_single_node_properties() {
+  cat <<EOF
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+controller.quorum.voters=1@127.0.0.1:$2
+controller.listener.names=CONTROLLER
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/server.p12
+ssl.keystore.password=$(cat "$TLS_DIR/keystore.pass")
+ssl.key.password=$(cat "$TLS_DIR/keystore.pass")
+log.dirs=$1/data
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+}
+
+configure_kafka() {
+  mkdir -p "$KAFKA_HOME/data"
+  { echo "# Written by stack/stack.sh: the stack's Kafka."
+    kafka_single_node_properties "$KAFKA_HOME" "$KAFKA_CONTROLLER_PORT"
+    cat <<EOF
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
-controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 # The secured listener, as a managed Kafka offers it: TLS with the test CA's
@@ -200,23 +219,14 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_logpipe="$(cat "$TLS_DIR/kafka-plain.pass")";
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-ssl.keystore.type=PKCS12
-ssl.keystore.location=$TLS_DIR/server.p12
-ssl.keystore.password=$(cat "$TLS_DIR/keystore.pass")
-ssl.key.password=$(cat "$TLS_DIR/keystore.pass")
-log.dirs=$KAFKA_HOME/data
 num.partitions=3
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
 message.max.bytes=16777216
 log.retention.hours=24
 EOF
+  } > "$KAFKA_HOME/server.properties"
   if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
     local cluster_id
     cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
@@ -252,32 +262,20 @@ start_kafka() {
 # password in a java @argfile rather than argv.
 configure_kafka_scram() {
   mkdir -p "$KAFKA_SCRAM_HOME/data"
-  (umask 077; cat > "$KAFKA_SCRAM_HOME/server.properties" <<EOF
-# Written by stack/stack.sh: a single KRaft node with a SCRAM-SHA-512 listener.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_SCRAM_CONTROLLER_PORT
+  (umask 077
+   { echo "# Written by stack/stack.sh: the SCRAM-SHA-512 broker."
+     kafka_single_node_properties "$KAFKA_SCRAM_HOME" "$KAFKA_SCRAM_CONTROLLER_PORT"
+     cat <<EOF
 listeners=INTERNAL://127.0.0.1:$KAFKA_SCRAM_INTERNAL_PORT,CONTROLLER://127.0.0.1:$KAFKA_SCRAM_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SCRAM_PORT
 advertised.listeners=INTERNAL://127.0.0.1:$KAFKA_SCRAM_INTERNAL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SCRAM_PORT
-controller.listener.names=CONTROLLER
 inter.broker.listener.name=INTERNAL
 listener.security.protocol.map=INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-ssl.keystore.type=PKCS12
-ssl.keystore.location=$TLS_DIR/server.p12
-ssl.keystore.password=$(cat "$TLS_DIR/keystore.pass")
-ssl.key.password=$(cat "$TLS_DIR/keystore.pass")
-log.dirs=$KAFKA_SCRAM_HOME/data
 num.partitions=1
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
 EOF
-  )
+   } > "$KAFKA_SCRAM_HOME/server.properties")
   [ -f "$KAFKA_SCRAM_HOME/data/meta.properties" ] && return
   local cluster_id
   cluster_id=$(KAFKA_HOME=$KAFKA_SCRAM_HOME kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)

@@ -741,12 +741,7 @@ static void after_abort(consumer *c, commit_point at)
 static void commit_txn(consumer *c, commit_point at, int assignment_lost)
 {
     c->last_commit_ms = now_ms();
-    if (c->dlq_fenced) {
-        discard_txn(c);
-        after_abort(c, at);
-        return;
-    }
-    if (c->txn_doomed) {
+    if (c->dlq_fenced || c->txn_doomed) { /* the transaction is lost either way */
         c->txn_doomed = 0;
         discard_txn(c);
         after_abort(c, at);
