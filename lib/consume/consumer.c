@@ -112,6 +112,7 @@ typedef struct consumer {
      * until the broker aborts it) and that is not being caught up. */
     unsigned char *at_end; /* one per element of assigned */
     int paused;
+    unsigned rebalances; /* rebalance callbacks served so far (run_loop) */
     int64_t full_since; /* when the open batch became full with every slot in flight */
     int64_t last_activity_ms, assigned_at_ms;
     lp_buf index_name, id, tmp;
@@ -792,6 +793,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                          void *opaque)
 {
     consumer *c = opaque;
+    c->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (c->o->verbose)
             logf_(c, "assigned %d partition(s)", parts->cnt);
@@ -1075,6 +1077,18 @@ static int should_stop(consumer *c, int64_t start_ms, int64_t now)
            (double)(now - c->last_activity_ms) >= o->until_idle * 1000;
 }
 
+/* Returns a polled message to librdkafka: the next poll delivers it again. */
+static void put_back(consumer *c, rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(at, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
+    rd_kafka_error_t *err = rd_kafka_seek_partitions(c->rk, at, 5000);
+    if (err)
+        rd_kafka_error_destroy(err);
+    rd_kafka_topic_partition_list_destroy(at);
+    rd_kafka_message_destroy(m);
+}
+
 /* Every batch is in flight or waits for a commit in progress (Kafka
  * unreachable): take no message, keep Elasticsearch, the commit and the
  * group going until one is free. Paused partitions deliver no messages;
@@ -1091,18 +1105,33 @@ static void wait_for_a_batch(consumer *c, int64_t now)
     if (now - c->last_commit_ms >= 1000)
         commit_txn(c, COMMIT_PERIODIC, 0);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, lp_es_pending(c->es) > 0 ? 0 : 20);
-    if (m && m->err) {
+    if (m && m->err)
         handle_kafka_error(c, m);
-    } else if (m) {
-        rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(at, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset;
-        rd_kafka_error_t *err = rd_kafka_seek_partitions(c->rk, at, 5000);
-        if (err)
-            rd_kafka_error_destroy(err);
-        rd_kafka_topic_partition_list_destroy(at);
-        rd_kafka_message_destroy(m);
-    }
+    else if (m)
+        put_back(c, m);
     lp_producer_poll(c->dlq, 0);
+}
+
+/* For a message the loop was not ready for: a rebalance served inside the
+ * poll that returned it (the revocation drained, submitting the open batch,
+ * and the assignment may no longer include its partition), or no batch free
+ * when the last one was submitted. A message of a partition no longer ours
+ * is left to its owner; one of ours waits for a batch. Returns 1 to take it. */
+static int can_take(consumer *c, rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int ours = 0;
+    for (int i = 0; c->assigned && i < c->assigned->cnt && !ours; i++)
+        ours = c->assigned->elems[i].partition == m->partition && !strcmp(c->assigned->elems[i].topic, topic);
+    if (ours && !c->open)
+        c->open = take_free_batch(c);
+    if (ours && c->open)
+        return 1;
+    if (ours)
+        put_back(c, m);
+    else
+        rd_kafka_message_destroy(m);
+    return 0;
 }
 
 static void run_loop(consumer *c)
@@ -1147,7 +1176,10 @@ static void run_loop(consumer *c)
             c->paused = pause;
             c->last_activity_ms = now;
         }
+        unsigned rebalances = c->rebalances;
         rd_kafka_message_t *m = full && !c->paused ? NULL : rd_kafka_consumer_poll(c->rk, busy || full ? 0 : 100);
+        if (m && !m->err && (c->rebalances != rebalances || !c->open) && !can_take(c, m))
+            m = NULL;
         if (m && m->err) {
             handle_kafka_error(c, m);
         } else if (m) {
