@@ -301,9 +301,10 @@ def bench_scaling(args, work: Path, n: dict) -> dict:
         procs = [subprocess.Popen([logpipe(args), "consume", "-b", KAFKA, "-t", topic, "-g", f"g-{idx}", "-e", ES,
                                    "-i", idx, "--until-idle", "3", "-v"], stdout=subprocess.DEVNULL,
                                   stderr=log.open("w")) for log in logs]
-        for p in procs:
-            p.wait()
+        codes = [p.wait() for p in procs]
         secs = time.perf_counter() - t0 - 3
+        # a member that died leaves its partitions idle for session.timeout.ms: not a throughput
+        assert codes == [0] * k, f"{k} consumer(s) exited {codes}: read {logs}"
         docs = es_count(idx)
         assert docs == n["scaling"], f"{k} consumer(s) indexed {docs} of {n['scaling']}: read {logs}"
         out[str(k)] = {"docs": docs, "docs_per_s": docs / secs}
