@@ -608,12 +608,21 @@ static void track_assignment(consumer *c, const rd_kafka_topic_partition_list_t 
     c->at_end = parts && parts->cnt ? lp_xcalloc((size_t)parts->cnt, 1) : NULL;
 }
 
-static void mark_end(consumer *c, const rd_kafka_message_t *m)
+/* The message's partition's index in the assignment, or -1 if not assigned. */
+static int assigned_index(const consumer *c, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     for (int i = 0; c->assigned && i < c->assigned->cnt; i++)
         if (c->assigned->elems[i].partition == m->partition && !strcmp(c->assigned->elems[i].topic, topic))
-            c->at_end[i] = 1;
+            return i;
+    return -1;
+}
+
+static void mark_end(consumer *c, const rd_kafka_message_t *m)
+{
+    int i = assigned_index(c, m);
+    if (i >= 0)
+        c->at_end[i] = 1;
 }
 
 static int caught_up(const consumer *c)
@@ -1119,10 +1128,7 @@ static void wait_for_a_batch(consumer *c, int64_t now)
  * is left to its owner; one of ours waits for a batch. Returns 1 to take it. */
 static int can_take(consumer *c, rd_kafka_message_t *m)
 {
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    int ours = 0;
-    for (int i = 0; c->assigned && i < c->assigned->cnt && !ours; i++)
-        ours = c->assigned->elems[i].partition == m->partition && !strcmp(c->assigned->elems[i].topic, topic);
+    int ours = assigned_index(c, m) >= 0;
     if (ours && !c->open)
         c->open = take_free_batch(c);
     if (ours && c->open)
