@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "consume/consume.h"
+#include "tls/tls.h"
 
 static void usage(FILE *out)
 {
@@ -59,7 +60,8 @@ static void usage(FILE *out)
             "  -X key=value               any librdkafka property (repeatable; wins over the above)\n"
             "                             (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
             "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
-            "  -v, --verbose              log assignments, revocations and Kafka errors\n"
+            "  -v, --verbose              log assignments, revocations and Kafka errors, and which\n"
+            "                             CA certificates TLS trusts (the system's store)\n"
             "  -h, --help                 this help\n\n"
             "Without --max-messages/--max-seconds/--until-idle it runs until SIGINT or SIGTERM; on\n"
             "any stop it finishes in-flight bulks, commits and leaves the group, then prints one\n"
@@ -141,7 +143,7 @@ int cmd_consume(int argc, char **argv)
         case O_SECRETS: conn.secrets = optarg; break;
         case O_PROGRESS: o.progress = 1; break;
         case O_QUIET: o.progress = 0; break;
-        case 'v': o.verbose = 1; break;
+        case 'v': o.verbose = 1; lp_tls_set_verbose(1); break;
         case 'X':
             if (lp_kafka_props_add(&o.kafka_props, optarg, &err)) {
                 cli_report(cmd, &err);

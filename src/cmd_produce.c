@@ -20,6 +20,7 @@
 #include "generate/generate.h"
 #include "generate/pace.h"
 #include "kafka/kafka.h"
+#include "tls/tls.h"
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
@@ -69,6 +70,7 @@ static void usage(FILE *out)
             "                           references too, e.g. -X sasl.password=aws-sm://S#kafka_secret\n"
             "  -X key=value             any librdkafka property (repeatable; wins over the above)\n"
             "                           (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
+            "  -v, --verbose            say which CA certificates TLS trusts (the system's store)\n"
             "  -h, --help               this help\n\n"
             "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
             "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n");
@@ -133,12 +135,12 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         {"compression", required_argument, NULL, 'z'}, {"linger-ms", required_argument, NULL, 'L'},
         {"batch-size", required_argument, NULL, 'B'}, {"connect-timeout", required_argument, NULL, 'T'},
         {"summary", required_argument, NULL, 'J'},  {"secrets", required_argument, NULL, 'E'},
-        {"help", no_argument, NULL, 'h'},
+        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     lp_error err;
     int c, fmt;
     const char *cmd = "produce";
-    while ((c = getopt_long(argc, argv, "b:t:i:n:f:r:s:k:z:X:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:t:i:n:f:r:s:k:z:X:vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'b': o->conn.brokers = optarg; break;
         case 'E': o->conn.secrets = optarg; break;
@@ -178,6 +180,7 @@ static int parse_args(int argc, char **argv, produce_opts *o)
             if (lp_kafka_props_add(&o->user_props, optarg, &err))
                 return cli_report(cmd, &err), -1;
             break;
+        case 'v': lp_tls_set_verbose(1); break;
         case 'h': usage(stdout); exit(0);
         default: cli_bad_option(cmd, argv); return -1;
         }

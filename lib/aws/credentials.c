@@ -176,7 +176,7 @@ static int from_container(lp_aws_creds *c, lp_error *e)
     const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"), *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     if (!rel && !full)
         return 0;
-    char url[2048], token[4096] = "", hdr[4200] = "", err[256];
+    char url[2048], token[4096] = "", hdr[4200] = "", err[768];
     if (rel) {
         snprintf(url, sizeof url, "%s%s", CONTAINER_HOST, rel);
     } else {

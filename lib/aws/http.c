@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "aws/http_internal.h"
+#include "tls/tls.h"
 
 /* SecretString is at most 64 KiB; its JSON envelope and escaping add more. */
 #define RESPONSE_RESERVE (256u << 10)
@@ -24,13 +25,37 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
+/* AWS_CA_BUNDLE (the AWS SDKs' and CLI's variable) names the CA; otherwise
+ * an https endpoint is verified with the system's trust store. */
+static int set_trust(CURL *h, const char *url, char *err, size_t errlen)
+{
+    const char *ca = getenv("AWS_CA_BUNDLE");
+    const lp_tls_store *system = NULL;
+    if (!(ca && *ca) && !strncmp(url, "https://", 8)) {
+        char peer[300];
+        lp_error e;
+        snprintf(peer, sizeof peer, "AWS at %.250s", url);
+        if (!(system = lp_tls_system_store(peer, "AWS_CA_BUNDLE=FILE", &e))) {
+            snprintf(err, errlen, "%s", e.msg);
+            return -1;
+        }
+    }
+    lp_tls_curl_trust(h, ca && *ca ? ca : NULL, NULL, system);
+    return 0;
+}
+
 long lp_aws_http(const char *method, const char *url, const char *const *headers, size_t nheaders,
                  const char *body, long timeout_ms, lp_buf *resp, char *err, size_t errlen)
 {
+    lp_tls_init();
     CURL *h = curl_easy_init();
     if (!h) {
         snprintf(err, errlen, "cannot initialise libcurl");
         return -1;
+    }
+    if (set_trust(h, url, err, errlen)) {
+        curl_easy_cleanup(h);
+        return LP_AWS_HTTP_NO_TRUST;
     }
     struct curl_slist *list = NULL;
     for (size_t i = 0; i < nheaders; i++)
@@ -40,7 +65,6 @@ long lp_aws_http(const char *method, const char *url, const char *const *headers
     if (resp->cap < RESPONSE_RESERVE)
         lp_buf_grow(resp, RESPONSE_RESERVE);
     char cerr[CURL_ERROR_SIZE] = "";
-    const char *ca = getenv("AWS_CA_BUNDLE");
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
@@ -51,8 +75,6 @@ long lp_aws_http(const char *method, const char *url, const char *const *headers
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (ca && *ca)
-        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));

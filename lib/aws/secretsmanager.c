@@ -115,7 +115,7 @@ static int aws_error(const char *secret_id, const char *region, long status, lp_
 
 int lp_aws_get_secret(const char *secret_id, const char *region_arg, lp_buf *value, lp_error *e)
 {
-    char region[64], url[1024], host[512], amz_date[17], err[256];
+    char region[64], url[1024], host[512], amz_date[17], err[768];
     if (region_arg && *region_arg)
         snprintf(region, sizeof region, "%s", region_arg);
     else if (region_from_arn(secret_id, region, sizeof region) && lp_aws_region(region, sizeof region))
@@ -161,7 +161,9 @@ int lp_aws_get_secret(const char *secret_id, const char *region_arg, lp_buf *val
     lp_buf_free(&body);
 
     int rc = -1;
-    if (status < 0) {
+    if (status == LP_AWS_HTTP_NO_TRUST) {
+        lp_fail(e, LP_EXIT_USAGE, "AWS Secrets Manager: secret \"%s\": %s", secret_id, err);
+    } else if (status < 0) {
         lp_fail(e, LP_EXIT_USAGE, "AWS Secrets Manager: secret \"%s\" in region %s: %s is unreachable: %s", secret_id,
                 region, url, err);
     } else if (status != 200) {

@@ -286,7 +286,7 @@ static int dead_letter_batch(consumer *c, batch *b)
             }
             c->res->dlq_failed++;
             c->txn_broken = 1; /* part of this batch's dead letters are in the transaction */
-            char msg[600];
+            char msg[sizeof err.msg + 64];
             snprintf(msg, sizeof msg, "dead-letter write failed: %s", err.msg);
             set_fatal(c, LP_EXIT_PARTIAL, msg);
             return -1;

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "elasticsearch/bulk_internal.h"
+#include "tls/tls.h"
 
 typedef struct slot {
     CURL *easy;
@@ -33,6 +34,7 @@ struct lp_es {
     char *bulk_url;
     lp_es_opts opts;
     char *api_key_header;
+    const lp_tls_store *trust; /* the system's, when https and no CA named */
     CURLM *multi;
     slot *slots;
     int nslots, busy;
@@ -83,12 +85,7 @@ static void apply_common(lp_es *es, CURL *h)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, es->opts.timeout_ms);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, es->opts.insecure ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, es->opts.insecure ? 0L : 2L);
-    if (es->opts.ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, es->opts.ca_file);
-    if (es->opts.ca_pem) {
-        struct curl_blob pem = {(void *)es->opts.ca_pem, strlen(es->opts.ca_pem), CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &pem);
-    }
+    lp_tls_curl_trust(h, es->opts.ca_file, es->opts.ca_pem, es->trust);
     if (es->opts.username) {
         curl_easy_setopt(h, CURLOPT_USERNAME, es->opts.username);
         curl_easy_setopt(h, CURLOPT_PASSWORD, es->opts.password ? es->opts.password : "");
@@ -125,8 +122,17 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
         lp_fail(e, LP_EXIT_USAGE, "--es-api-key and --es-user exclude each other");
         return NULL;
     }
+    lp_tls_init();
+    const lp_tls_store *trust = NULL;
+    if (!strncmp(opts->url, "https://", 8) && !opts->insecure && !opts->ca_file && !opts->ca_pem) {
+        char peer[300];
+        snprintf(peer, sizeof peer, "Elasticsearch at %.250s (--es)", opts->url);
+        if (!(trust = lp_tls_system_store(peer, "--es-ca FILE", e)))
+            return NULL;
+    }
     lp_es *es = lp_xcalloc(1, sizeof *es);
     es->opts = *opts;
+    es->trust = trust;
     if (es->opts.max_inflight <= 0)
         es->opts.max_inflight = 2;
     if (es->opts.timeout_ms <= 0)

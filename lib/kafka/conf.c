@@ -5,9 +5,11 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "kafka/kafka.h"
+#include "tls/tls.h"
 
 int lp_kafka_props_set(lp_kafka_props *p, const char *key, const char *value)
 {
@@ -75,8 +77,40 @@ static void note_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opa
     lp_kafka_note_error(err, reason);
 }
 
+/* 1 when the property has a non-empty value. */
+static int conf_has(rd_kafka_conf_t *conf, const char *key, char *value, size_t len)
+{
+    size_t n = len;
+    return rd_kafka_conf_get(conf, key, value, &n) == RD_KAFKA_CONF_OK && *value;
+}
+
+/* TLS to the brokers with no CA named (ssl.ca.location, ssl.ca.pem):
+ * librdkafka would look in the carried OpenSSL's built-in folder, Debian's
+ * /usr/lib/ssl/certs. It gets the system's trust store instead (lib/tls). */
+static int apply_system_trust(rd_kafka_conf_t *conf, lp_error *e)
+{
+    char v[512];
+    if (!conf_has(conf, "security.protocol", v, sizeof v) || (strcasecmp(v, "ssl") && strcasecmp(v, "sasl_ssl")))
+        return 0;
+    if (conf_has(conf, "ssl.ca.location", v, sizeof v) || conf_has(conf, "ssl.ca.pem", v, sizeof v) ||
+        (conf_has(conf, "enable.ssl.certificate.verification", v, sizeof v) && !strcmp(v, "false")))
+        return 0;
+    char peer[300] = "Kafka";
+    if (conf_has(conf, "bootstrap.servers", v, sizeof v))
+        snprintf(peer, sizeof peer, "Kafka at %.250s", v);
+    const lp_tls_store *s = lp_tls_system_store(peer, "-X ssl.ca.location=FILE (or ssl.ca.pem)", e);
+    if (!s)
+        return -1;
+    char err[256];
+    if (rd_kafka_conf_set(conf, "ssl.ca.location", s->file ? s->file : s->dir, err, sizeof err) != RD_KAFKA_CONF_OK)
+        return lp_fail(e, LP_EXIT_USAGE, "ssl.ca.location=%s (the system's trust store): %s",
+                       s->file ? s->file : s->dir, err);
+    return 0;
+}
+
 rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
 {
+    lp_tls_init();
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_error_cb(conf, note_error_cb);
     char err[256];
@@ -99,6 +133,10 @@ rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
                 lp_fail(e, LP_EXIT_USAGE, "-X %s=%s: %s", key, eq + 1, err);
             return NULL;
         }
+    }
+    if (apply_system_trust(conf, e)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     return conf;
 }
