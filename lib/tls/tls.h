@@ -37,7 +37,8 @@ void lp_tls_init(void);
 void lp_tls_set_verbose(int on);
 
 /* The machine's trust store for `peer` (e.g. "Elasticsearch at https://h"),
- * looked up once per process. NULL when there is none, with e set to
+ * looked up once per process, at start-up (the clients' constructors, on
+ * the main thread: not meant to be called from several threads). NULL when there is none, with e set to
  * LP_EXIT_USAGE naming the paths tried and `option`, the setting with which
  * the user can name a CA for this client instead. */
 const lp_tls_store *lp_tls_system_store(const char *peer, const char *option, lp_error *e);
