@@ -143,7 +143,7 @@ int cmd_consume(int argc, char **argv)
         case O_QUIET: o.progress = 0; break;
         case 'v': o.verbose = 1; break;
         case 'X':
-            if (lp_kafka_props_add(&o.kafka_props, optarg, &err)) {
+            if (cli_add_property(&o.kafka_props, optarg, &err)) {
                 cli_report(cmd, &err);
                 goto out;
             }

@@ -175,7 +175,7 @@ static int parse_args(int argc, char **argv, produce_opts *o)
             o->summary = optarg;
             break;
         case 'X':
-            if (lp_kafka_props_add(&o->user_props, optarg, &err))
+            if (cli_add_property(&o->user_props, optarg, &err))
                 return cli_report(cmd, &err), -1;
             break;
         case 'h': usage(stdout); exit(0);

@@ -54,7 +54,7 @@ static int64_t now_ms(void)
 
 static char *dup_or_null(const char *s) { return s ? lp_xstrdup(s) : NULL; }
 
-static int check_url(const char *url, lp_error *e)
+int lp_es_check_url(const char *url, lp_error *e)
 {
     const char *rest;
     if (!strncmp(url, "http://", 7))
@@ -119,7 +119,7 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
         lp_fail(e, LP_EXIT_USAGE, "--es is required (http://host:9200)");
         return NULL;
     }
-    if (check_url(opts->url, e))
+    if (lp_es_check_url(opts->url, e))
         return NULL;
     if (opts->api_key && opts->username) {
         lp_fail(e, LP_EXIT_USAGE, "--es-api-key and --es-user exclude each other");

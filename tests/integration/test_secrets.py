@@ -198,3 +198,19 @@ def test_no_secret_reaches_output_argv_or_environ(logpipe_bin, kafka, es, topic,
     assert b"AWS_SECRET_ACCESS_KEY" not in seen and aws_key.encode() not in seen
     assert api_key.encode() not in seen
     assert api_key not in out + err and aws_key not in out + err
+
+
+def test_a_whole_secret_from_secrets_manager_for_one_value_is_refused_without_quoting_it(logpipe_bin, kafka, es,
+                                                                                       topic, unique, secret,
+                                                                                       tmp_path):
+    values = {"kafka_bootstrap_server": kafka, "kafka_username": f"user-{unique}", "kafka_secret": f"kp-{unique}",
+              "elasticsearch_URL": es, "elasticsearch_API_Key": f"apikey-{unique}"}
+    name = secret(values)
+    env = key_env(tmp_path)
+    r = logpipe(logpipe_bin, env, "produce", "--brokers", f"aws-sm://{name}", "-t", topic, "--count", "1")
+    assert r.returncode == 2 and "--brokers" in r.stderr and "did you forget #key?" in r.stderr, r.stderr
+    r2 = logpipe(logpipe_bin, env, "consume", "-b", kafka, "--es", f"aws-sm://{name}", "-t", topic,
+                 "-g", f"g-{unique}", "-i", unique, "--until-idle", "1")
+    assert r2.returncode == 2 and "--es" in r2.stderr and "did you forget #key?" in r2.stderr, r2.stderr
+    for v in values.values():
+        assert v not in r.stderr and v not in r2.stderr.replace(f"-b {kafka}", "")

@@ -180,6 +180,48 @@ static void test_env_and_file_references(void)
     lp_buf_wipe(&v);
 }
 
+/* A whole JSON object for one value: refused, naming the reference, quoting
+ * nothing; a FIFO does not block and another user's file is refused. */
+static void test_single_values_and_hostile_files(void)
+{
+    char path[64], ref[128];
+    lp_buf v = LP_BUF_INIT;
+    lp_error e;
+    snprintf(path, sizeof path, "/tmp/lp-whole-%d.json", (int)getpid());
+    snprintf(ref, sizeof ref, "file://%s", path);
+    write_file(path, " {\"kafka_secret\":\"" VALUE "\",\"url\":\"http://x\"}\n", 0600);
+    CHECK_INT(lp_secret_resolve("--brokers", ref, &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "--brokers: ");
+    CHECK_CONTAINS(e.msg, "did you forget #key?");
+    CHECK(!strstr(e.msg, VALUE) && !strstr(e.msg, "http://x"));
+    CHECK_INT(v.len, 0);
+    setenv("LP_TEST_WHOLE", "{\"k\":\"" VALUE "\"}", 1);
+    CHECK_INT(lp_secret_resolve("-X sasl.password", "env://LP_TEST_WHOLE", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "did you forget #key?");
+    CHECK(!strstr(e.msg, VALUE));
+    /* a literal that looks like JSON is the user's own, and a non-object JSON is one value */
+    CHECK_INT(lp_secret_resolve("--x", "{\"a\":1}", &v, &e), 0);
+    write_file(path, "[\"" VALUE "\"]", 0600);
+    CHECK_INT(lp_secret_resolve("--x", ref, &v, &e), 0);
+
+    if (geteuid() == 0) { /* chown needs root; CI and the stack run as root */
+        write_file(path, VALUE, 0600);
+        CHECK_INT(chown(path, 65534, 65534), 0);
+        CHECK_INT(lp_secret_resolve("--x", ref, &v, &e), -1);
+        CHECK_CONTAINS(e.msg, "owned by uid 65534");
+    }
+    unlink(path);
+    CHECK_INT(mkfifo(path, 0600), 0);
+    alarm(10); /* today's blocking open would hang here: fail instead */
+    CHECK_INT(lp_secret_resolve("--x", ref, &v, &e), -1);
+    alarm(0);
+    CHECK_CONTAINS(e.msg, "not a regular file");
+    unlink(path);
+    CHECK_INT(lp_secret_resolve("--x", "file:///dev/zero", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "not a regular file");
+    lp_buf_wipe(&v);
+}
+
 static void test_settings_mapping_accepts_the_seed_keys(void)
 {
     char path[64], ref[128];
@@ -388,6 +430,7 @@ int main(void)
     test_sigv4_get_secret_value_matches_botocore();
     test_reference_parsing();
     test_env_and_file_references();
+    test_single_values_and_hostile_files();
     test_settings_mapping_accepts_the_seed_keys();
     test_credential_chain_order();
     test_get_secret_value();
