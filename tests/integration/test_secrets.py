@@ -11,7 +11,11 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import resource
+import shutil
+import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -214,3 +218,44 @@ def test_a_whole_secret_from_secrets_manager_for_one_value_is_refused_without_qu
     assert r2.returncode == 2 and "--es" in r2.stderr and "did you forget #key?" in r2.stderr, r2.stderr
     for v in values.values():
         assert v not in r.stderr and v not in r2.stderr.replace(f"-b {kafka}", "")
+
+
+def test_no_core_file_and_no_access_for_same_user_processes(logpipe_bin, tmp_path):
+    """Non-dumpable from the start: a crash writes no core (it would hold the
+    SASL password and API key), and /proc/<pid>/environ, mem, ... belong to
+    root, so other processes of the same user can neither read nor ptrace it."""
+    saved = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (saved[1], saved[1]))  # inherited: cores allowed
+    try:
+        p = subprocess.Popen([logpipe_bin, "parse"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, saved)
+    time.sleep(0.5)
+    os.kill(p.pid, signal.SIGSEGV)
+    _, status = os.waitpid(p.pid, 0)
+    p.returncode = -signal.SIGSEGV  # reaped here: keep Popen from waiting again
+    assert os.WIFSIGNALED(status) and not os.WCOREDUMP(status)
+    assert not list(tmp_path.glob("core*"))
+
+    # As another user than root (when root, as nobody), so that ownership tells.
+    workdir = Path(tempfile.mkdtemp(prefix="logpipe-dumpable-"))
+    try:
+        workdir.chmod(0o755)
+        binary = workdir / "logpipe"
+        shutil.copy(logpipe_bin, binary)
+        binary.chmod(0o755)
+        nobody = 65534 if os.geteuid() == 0 else None
+        p = subprocess.Popen([str(binary), "parse"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             user=nobody, group=nobody, cwd=workdir)
+        try:
+            time.sleep(0.5)
+            uid = int(next(line for line in Path(f"/proc/{p.pid}/status").read_text().splitlines()
+                           if line.startswith("Uid:")).split()[1])
+            assert uid != 0
+            assert os.stat(f"/proc/{p.pid}/environ").st_uid == 0
+            assert os.stat(f"/proc/{p.pid}/mem").st_uid == 0
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        shutil.rmtree(workdir)
