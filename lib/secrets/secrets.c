@@ -126,59 +126,32 @@ static int read_env(const char *what, const lp_secret_ref *r, lp_buf *out, lp_er
 /* Larger than any credential or certificate chain: a file this big is not a secret. */
 #define FILE_MAX (1u << 20)
 
-/* Opened without following the caller into a trap: O_NONBLOCK so that a
- * FIFO (or a device) cannot block start-up, then refused unless it is a
- * regular file owned by this user or root (a file another user owns can be
- * changed by that user, whatever its mode) and unreadable by others. Symbolic
- * links are followed on purpose: Kubernetes mounts secrets and EKS its web
- * identity token as links into ..data/, and the checks apply to the target. */
-static int open_secret_file(const char *what, const char *path, struct stat *st, lp_error *e)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: %s", what, path, strerror(errno));
-    const char *why = NULL;
-    if (fstat(fd, st) || !S_ISREG(st->st_mode))
-        why = "not a regular file (FIFOs, devices and directories are refused)";
-    else if (st->st_uid != geteuid() && st->st_uid != 0)
-        lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: owned by uid %u, neither this user (uid %u) nor root: another "
-                "user could change it; chown it", what, path, (unsigned)st->st_uid, (unsigned)geteuid());
-    else if (st->st_mode & 077)
-        lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: mode %04o lets other users read it: chmod 600 it", what, path,
-                (unsigned)(st->st_mode & 07777));
-    else if (st->st_size > FILE_MAX)
-        why = "larger than 1 MiB, which no credential is";
-    else
-        return fd;
-    if (why)
-        lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: %s", what, path, why);
-    close(fd);
-    return -1;
-}
-
+/* Read with lp_buf_read_file (O_NONBLOCK, so a FIFO or a device cannot block
+ * start-up; regular files only), then refused unless owned by this user or
+ * root (another owner can change it, whatever its mode) and unreadable by
+ * others. Symbolic links are followed on purpose: Kubernetes mounts secrets,
+ * and EKS its web identity token, as links into ..data/; the checks apply to
+ * the target, through the descriptor that was read. */
 static int read_file(const char *what, const lp_secret_ref *r, lp_buf *out, lp_error *e)
 {
     struct stat st;
-    int fd = open_secret_file(what, r->id, &st, e);
-    if (fd < 0)
-        return -1;
-    /* read(2) straight into one buffer sized once: no stdio buffer and no
-     * reallocation leaves a copy of the secret behind. */
-    lp_buf_reset(out);
-    lp_buf_grow(out, (size_t)st.st_size + 1);
-    ssize_t n;
-    while (out->len + 1 < out->cap && (n = read(fd, out->data + out->len, out->cap - out->len - 1)) != 0) {
-        if (n < 0) {
-            int err = errno;
-            close(fd);
-            return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: %s", what, r->id, strerror(err));
-        }
-        out->len += (size_t)n;
+    if (lp_buf_read_file(out, r->id, FILE_MAX, &st))
+        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: %s", what, r->id,
+                       errno == EINVAL ? "not a regular file (FIFOs, devices and directories are refused)"
+                       : errno == EFBIG ? "larger than 1 MiB, which no credential is" : strerror(errno));
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        lp_buf_wipe(out);
+        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: owned by uid %u, neither this user (uid %u) nor root: "
+                       "another user could change it; chown it", what, r->id, (unsigned)st.st_uid,
+                       (unsigned)geteuid());
     }
-    close(fd);
+    if (st.st_mode & 077) {
+        lp_buf_wipe(out);
+        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: mode %04o lets other users read it: chmod 600 it", what,
+                       r->id, (unsigned)(st.st_mode & 07777));
+    }
     while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
         out->data[--out->len] = 0; /* the newline an editor adds is not part of a key */
-    lp_buf_cstr(out);
     return 0;
 }
 
