@@ -14,10 +14,12 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -259,3 +261,98 @@ def test_no_core_file_and_no_access_for_same_user_processes(logpipe_bin, tmp_pat
             p.wait()
     finally:
         shutil.rmtree(workdir)
+
+
+@pytest.fixture
+def private_aws(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A moto of this test's own, IAM checks on (the shared one's user may not
+    create roles, and web identity needs an unsigned call): its first three
+    actions, unsigned, create an administrator whose key signs the rest."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "moto.log", "w") as log:
+        p = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                             env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stdout=log,
+                             stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/moto-api/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline and p.poll() is None, (tmp_path / "moto.log").read_text()
+            time.sleep(0.2)
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIAUNSIGNED",
+                           aws_secret_access_key="unsigned")
+        iam.create_user(UserName="admin")
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        yield url, {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_web_identity_and_role_profiles_through_sts(logpipe_bin, kafka, topic, private_aws, tmp_path):
+    """The role's keys, and only they, can read the secret: a user that may
+    only assume the role (role_arn + source_profile: AssumeRole signed with
+    its keys), and a web identity token (AssumeRoleWithWebIdentity, the one
+    unsigned call moto is told to let through) both reach Kafka from it."""
+    url, admin = private_aws
+    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", **admin)
+    iam.create_user(UserName="assumer")
+    assumer_key = iam.create_access_key(UserName="assumer")["AccessKey"]
+    assumer_arn = iam.get_user(UserName="assumer")["User"]["Arn"]
+    iam.put_user_policy(UserName="assumer", PolicyName="assume", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": assumer_arn}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.local"},
+         "Action": "sts:AssumeRoleWithWebIdentity"}]}
+    role_arn = iam.create_role(RoleName="logpipe-reader", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="logpipe-reader", PolicyName="read", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}))
+    untrusting = iam.create_role(RoleName="not-for-logpipe", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": iam.get_user(UserName="admin")["User"]["Arn"]},
+             "Action": "sts:AssumeRole"}]}))
+    sm = boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1", **admin)
+    sm.create_secret(Name="logpipe/role-test", SecretString=json.dumps({"kafka_bootstrap_server": kafka}))
+    base = {**base_env(tmp_path), "AWS_ENDPOINT_URL": url}
+    args = ("produce", "--secrets", "aws-sm://logpipe/role-test", "-t", topic, "--count", "10")
+
+    # the assumer's own keys may not read the secret
+    r = logpipe(logpipe_bin, {**base, "AWS_ACCESS_KEY_ID": assumer_key["AccessKeyId"],
+                              "AWS_SECRET_ACCESS_KEY": assumer_key["SecretAccessKey"]}, *args)
+    assert r.returncode == 2 and "AccessDenied" in r.stderr, r.stderr
+
+    (tmp_path / "credentials").write_text(f"[base]\naws_access_key_id = {assumer_key['AccessKeyId']}\n"
+                                          f"aws_secret_access_key = {assumer_key['SecretAccessKey']}\n")
+    (tmp_path / "config").write_text(f"[profile reader]\nrole_arn = {role_arn}\nsource_profile = base\n"
+                                     f"[profile denied]\nrole_arn = {untrusting['Role']['Arn']}\n"
+                                     "source_profile = base\n")
+    files = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+             "AWS_CONFIG_FILE": str(tmp_path / "config")}
+    r = logpipe(logpipe_bin, {**base, **files, "AWS_PROFILE": "reader"}, *args)
+    assert r.returncode == 0, r.stderr
+    r = logpipe(logpipe_bin, {**base, **files, "AWS_PROFILE": "denied"}, *args)
+    assert r.returncode == 2, r.stderr
+    assert f"AWS profile denied (role_arn): STS AssumeRole for {untrusting['Role']['Arn']}: AccessDenied" in r.stderr
+    assert assumer_key["SecretAccessKey"] not in r.stderr
+
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6bG9ncGlwZSJ9.c2ln\n")
+    requests.post(f"{url}/moto-api/reset-auth", data=b"1", timeout=10).raise_for_status()
+    r = logpipe(logpipe_bin, {**base, "AWS_WEB_IDENTITY_TOKEN_FILE": str(token), "AWS_ROLE_ARN": role_arn}, *args)
+    assert r.returncode == 0, r.stderr
+    # the allowance is spent: an unsigned GetSecretValue would now be refused,
+    # so the one that succeeded was signed with the role's keys
+    r = logpipe(logpipe_bin, {**base, "AWS_WEB_IDENTITY_TOKEN_FILE": str(token), "AWS_ROLE_ARN": role_arn}, *args)
+    assert r.returncode == 2 and "AssumeRoleWithWebIdentity" in r.stderr, r.stderr
+    assert sum(high_watermarks(kafka, topic).values()) == 20  # the two runs that had the role
