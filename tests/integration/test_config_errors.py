@@ -4,9 +4,11 @@ document written. docs/guarantees.md has the table these tests back."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -142,3 +144,48 @@ def test_references_in_x_only_for_credential_properties(logpipe_bin, kafka, es, 
     r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "1", "-X", "sasl.username=someone",
             "-X", f"sasl.password={ref}#kafka_secret")
     assert r.code == 0, r.stderr
+
+
+@contextmanager
+def elasticsearch_imitation(bomb_on: str) -> Iterator[str]:
+    """Answers like Elasticsearch, except that the request whose path starts
+    with bomb_on gets a gzip bomb: 64 KiB on the wire, 64 MiB decoded."""
+    bomb = gzip.compress(b" " * (64 << 20), compresslevel=9)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            gz = self.path.startswith(bomb_on)
+            body = bomb if gz else b'{"version":{"number":"8.19.0"},"acknowledged":true}'
+            self.send_response(200)
+            self.send_header("X-elastic-product", "Elasticsearch")
+            self.send_header("Content-Type", "application/json")
+            if gz:
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_PUT = do_POST = do_GET
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_elasticsearch_responses_are_capped_after_decompression(logpipe_bin, kafka, es, topic, unique):
+    run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "10")
+    for path, what in (("/_bulk", "answered _bulk with more than"), ("/", "sent a response larger than 1024 KiB")):
+        with elasticsearch_imitation(bomb_on=path) as url:
+            started = time.time()
+            r = consume(logpipe_bin, kafka, topic, unique, url)
+        assert r.code == 4 and f"Elasticsearch at {url} (--es) {what}" in r.stderr, r.stderr
+        assert time.time() - started < 30
+    assert all(o < 0 for o in committed(kafka, unique, topic, 3).values())
