@@ -487,6 +487,21 @@ static void test_regions_endpoints_and_unsupported_sources(void)
     unsetenv("AWS_ROLE_ARN");
     unlink(cfg);
     stub_stop(&stub);
+
+    /* an answer larger than any secret is refused, saying so */
+    static char big[300 << 10];
+    memset(big, 'x', sizeof big - 1);
+    stub_route huge[] = {{"POST", "/", NULL, 200, big}};
+    CHECK_INT(stub_start(&stub, huge, 1), 0);
+    clear_chain();
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "env-secret-key", 1);
+    setenv("AWS_REGION", "eu-west-1", 1);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", stub.port);
+    setenv("AWS_ENDPOINT_URL", url, 1);
+    CHECK_INT(lp_secret_resolve("--x", "aws-sm://s", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "the response is larger than 256 KiB");
+    stub_stop(&stub);
     clear_chain();
     lp_buf_wipe(&v);
 }
