@@ -54,7 +54,7 @@ static int sts_endpoint(lp_aws_url *u, char *region, size_t n, lp_error *e)
     return lp_aws_endpoint("AWS_ENDPOINT_URL_STS", "sts", region, u, e);
 }
 
-static int sts_call(const char *action, const lp_buf *form, const lp_aws_creds *signer, const char *role_arn,
+static int sts_call(const char *action, const char *form, const lp_aws_creds *signer, const char *role_arn,
                     const char *source, lp_aws_creds *out, lp_error *e)
 {
     char region[64], err[256];
@@ -63,7 +63,7 @@ static int sts_call(const char *action, const lp_buf *form, const lp_aws_creds *
         return -1;
     lp_buf resp = LP_BUF_INIT;
     long status = lp_aws_post(&u, region, "sts", "application/x-www-form-urlencoded; charset=utf-8", NULL,
-                              form->data, signer, &resp, err, sizeof err);
+                              form, signer, &resp, err, sizeof err);
     char id[256], secret[256], token[4096], code[128] = "", msg[256] = "";
     int rc = -1;
     if (status < 0) {
@@ -101,7 +101,7 @@ int lp_aws_sts_assume_role(const lp_aws_creds *signer, const char *role_arn, con
     form_add(&form, "RoleSessionName", session);
     if (external_id)
         form_add(&form, "ExternalId", external_id);
-    int rc = sts_call("AssumeRole", &form, signer, role_arn, source, out, e);
+    int rc = sts_call("AssumeRole", lp_buf_cstr(&form), signer, role_arn, source, out, e);
     lp_buf_wipe(&form);
     return rc;
 }
@@ -115,7 +115,7 @@ int lp_aws_sts_web_identity(const char *role_arn, const char *session, const cha
     form_add(&form, "RoleArn", role_arn);
     form_add(&form, "RoleSessionName", session);
     form_add(&form, "WebIdentityToken", token);
-    int rc = sts_call("AssumeRoleWithWebIdentity", &form, NULL, role_arn, source, out, e);
+    int rc = sts_call("AssumeRoleWithWebIdentity", lp_buf_cstr(&form), NULL, role_arn, source, out, e);
     lp_buf_wipe(&form);
     return rc;
 }
