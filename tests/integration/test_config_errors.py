@@ -124,6 +124,11 @@ def test_a_whole_json_secret_for_one_value_is_refused_without_quoting_it(logpipe
     assert r.code == 2 and f"the value of {ref}#note is not an http:// or https:// URL" in r.stderr, r.stderr
     assert_quotes_none(r.stderr.replace(kafka, ""), values)
     assert_untouched(kafka, es, topic, unique)
+    # with the seed's keys, the same references work for both endpoints
+    r = run(logpipe_bin, "produce", "--brokers", f"{ref}#kafka_bootstrap_server", "-t", topic, "--count", "5")
+    assert r.code == 0, r.stderr
+    r = consume(logpipe_bin, f"{ref}#kafka_bootstrap_server", topic, unique, f"{ref}#elasticsearch_URL")
+    assert r.code == 0 and json.loads(r.stdout.splitlines()[-1])["indexed"] == 5, r.stderr
 
 
 def test_references_in_x_only_for_credential_properties(logpipe_bin, kafka, es, topic, unique, tmp_path):
