@@ -56,9 +56,10 @@ static void usage(FILE *out)
             "                             kafka_bootstrap_server, kafka_username, kafka_secret,\n"
             "                             elasticsearch_URL, elasticsearch_API_Key; docs/secrets.md)\n"
             "  REF is env://NAME, file:///path (mode 0600) or aws-sm://SECRET[?region=R][#json_key];\n"
-            "  --brokers, --es, --es-user and -X values may be references too.\n"
-            "  -X key=value               any librdkafka property (repeatable; wins over the above)\n"
-            "                             (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
+            "  --brokers, --es, --es-user and the -X credential properties may be references too.\n"
+            "  -X key=value               any librdkafka property (repeatable; wins over the above).\n"
+            "                             Secrets (sasl.password, ssl.key.password, ...) only by\n"
+            "                             reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
             "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
             "  -v, --verbose              log assignments, revocations and Kafka errors, and which\n"
             "                             CA certificates TLS trusts (the system's store)\n"
@@ -145,7 +146,7 @@ int cmd_consume(int argc, char **argv)
         case O_QUIET: o.progress = 0; break;
         case 'v': o.verbose = 1; lp_tls_set_verbose(1); break;
         case 'X':
-            if (lp_kafka_props_add(&o.kafka_props, optarg, &err)) {
+            if (cli_add_property(&o.kafka_props, optarg, &err)) {
                 cli_report(cmd, &err);
                 goto out;
             }

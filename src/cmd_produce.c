@@ -66,10 +66,12 @@ static void usage(FILE *out)
             "      --secrets REF        a JSON object of connection settings (the seed's keys:\n"
             "                           kafka_bootstrap_server, kafka_username, kafka_secret;\n"
             "                           docs/secrets.md). REF is env://NAME, file:///path (mode 0600)\n"
-            "                           or aws-sm://SECRET[?region=R]; --brokers and -X values may be\n"
-            "                           references too, e.g. -X sasl.password=aws-sm://S#kafka_secret\n"
-            "  -X key=value             any librdkafka property (repeatable; wins over the above)\n"
-            "                           (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
+            "                           or aws-sm://SECRET[?region=R]; --brokers and the -X credential\n"
+            "                           properties may be references too, e.g.\n"
+            "                           -X sasl.password=aws-sm://S#kafka_secret\n"
+            "  -X key=value             any librdkafka property (repeatable; wins over the above).\n"
+            "                           Secrets (sasl.password, ssl.key.password, ssl.key.pem, ...)\n"
+            "                           only by reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
             "  -v, --verbose            say which CA certificates TLS trusts (the system's store)\n"
             "  -h, --help               this help\n\n"
             "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
@@ -177,7 +179,7 @@ static int parse_args(int argc, char **argv, produce_opts *o)
             o->summary = optarg;
             break;
         case 'X':
-            if (lp_kafka_props_add(&o->user_props, optarg, &err))
+            if (cli_add_property(&o->user_props, optarg, &err))
                 return cli_report(cmd, &err), -1;
             break;
         case 'v': lp_tls_set_verbose(1); break;

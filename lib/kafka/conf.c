@@ -45,9 +45,39 @@ void lp_kafka_props_free(lp_kafka_props *p)
     p->n = 0;
 }
 
-static int is_secret_key(const char *key, size_t n)
+/* Credentials (references allowed); `secret`: refused as a literal. */
+static const struct {
+    const char *key;
+    int secret;
+} credentials[] = {
+    {"sasl.username", 0},         {"sasl.password", 1},
+    {"ssl.key.password", 1},      {"ssl.key.pem", 1},
+    {"ssl.keystore.password", 1}, {"ssl.certificate.pem", 0},
+    {"sasl.oauthbearer.client.id", 0}, {"sasl.oauthbearer.client.secret", 1},
+    {"sasl.oauthbearer.config", 0},
+};
+
+static int credential_index(const char *key, size_t len)
 {
-    return (n >= 8 && !strncmp(key + n - 8, "password", 8)) ||
+    for (size_t i = 0; i < sizeof credentials / sizeof *credentials; i++)
+        if (strlen(credentials[i].key) == len && !strncasecmp(key, credentials[i].key, len))
+            return (int)i;
+    return -1;
+}
+
+int lp_kafka_is_credential(const char *key, size_t len) { return credential_index(key, len) >= 0; }
+
+int lp_kafka_is_secret(const char *key, size_t len)
+{
+    int i = credential_index(key, len);
+    return i >= 0 && credentials[i].secret;
+}
+
+/* Values never shown in a message: the credentials, and by name anything
+ * else that looks like one (librdkafka adds sasl.oauthbearer.* keys). */
+static int is_hidden_key(const char *key, size_t n)
+{
+    return lp_kafka_is_credential(key, n) || (n >= 8 && !strncmp(key + n - 8, "password", 8)) ||
            (n >= 6 && !strncmp(key + n - 6, "secret", 6)) || strstr(key, "sasl.oauthbearer") != NULL;
 }
 
@@ -127,7 +157,7 @@ rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
         key[kl] = '\0';
         if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
-            if (is_secret_key(key, kl))
+            if (is_hidden_key(key, kl))
                 lp_fail(e, LP_EXIT_USAGE, "-X %s: %s", key, err);
             else
                 lp_fail(e, LP_EXIT_USAGE, "-X %s=%s: %s", key, eq + 1, err);
@@ -139,6 +169,24 @@ rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
         return NULL;
     }
     return conf;
+}
+
+/* A DNS name or IPv4 address, or a bracketed IPv6 address: nothing else
+ * (a password taken for a broker list by mistake fails here). */
+static int host_ok(const char *h, size_t n)
+{
+    const char *allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+        allowed = "0123456789abcdefABCDEF:.";
+    }
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!h[i] || !strchr(allowed, h[i]))
+            return 0;
+    return 1;
 }
 
 int lp_kafka_check_brokers(const char *brokers, lp_error *e)
@@ -161,8 +209,8 @@ int lp_kafka_check_brokers(const char *brokers, lp_error *e)
         int ok = colon && colon > s && (size_t)(colon - s) < n - 1;
         for (const char *q = colon ? colon + 1 : s; ok && q < s + n; q++)
             ok = isdigit((unsigned char)*q);
-        for (const char *q = s; ok && q < colon; q++)
-            ok = !isspace((unsigned char)*q);
+        if (ok)
+            ok = host_ok(s, (size_t)(colon - s));
         if (ok) {
             long port = strtol(colon + 1, NULL, 10);
             ok = port > 0 && port < 65536;
