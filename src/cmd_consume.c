@@ -34,7 +34,7 @@ static void usage(FILE *out)
             "options:\n"
             "  -i, --index PATTERN        index name; %%Y %%m %%d %%H from @timestamp (default logs-access-%%Y.%%m.%%d)\n"
             "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
-            "  -f, --format FMT           auto (default), seed, combined, common\n"
+            "  -f, --format FMT           auto (default), seed, combined, common, vhost_combined\n"
             "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
             "      --batch-docs N         documents per bulk request (default 2500)\n"
             "      --batch-bytes N        bytes per bulk request before gzip (default 5242880)\n"
@@ -120,7 +120,7 @@ int cmd_consume(int argc, char **argv)
         case 'z': o.parse.timezone = optarg; break;
         case 'f':
             if ((fmt = lp_format_from_name(optarg)) < 0) {
-                cli_usage_error(cmd, "--format: \"%s\" is not one of auto, seed, combined, common", optarg);
+                cli_usage_error(cmd, "--format: \"%s\" is not one of " LP_FORMAT_NAMES, optarg);
                 goto out;
             }
             o.parse.format = (lp_format)fmt;
