@@ -22,6 +22,7 @@
 # same. Elasticsearch: three master-eligible data nodes, 384 MiB heaps.
 # Memory: about 0.3 GB per controller, 0.6 GB per broker, 0.8 GB per ES node.
 
+# shellcheck shell=bash
 CLUSTER_DIR=$STACK_DIR/cluster
 CLUSTER_NODES="1 2 3"
 CLUSTER_KAFKA_PORT_BASE=19090      # broker N: 19090+N (PLAINTEXT)
@@ -31,6 +32,7 @@ CLUSTER_ES_TRANSPORT_BASE=19300    # ES node N: transport 19300+N
 CLUSTER_BOOTSTRAP=127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093
 CLUSTER_ES_URL=http://127.0.0.1:19201
 # Three ES nodes starting at once on a busy 2-core machine took over 3 minutes.
+# shellcheck disable=SC2034 # read by stack.sh's wait_for
 READY_TIMEOUT=${LOGPIPE_CLUSTER_TIMEOUT:-600}
 
 pid_alive() { kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
