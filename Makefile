@@ -8,7 +8,7 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 PY := .venv/bin/python
 
-.PHONY: bundle all deps build unit integration test-airflow test test-asan fuzz bench bench-smoke demo stack-up stack-down stack-status lint clean
+.PHONY: bundle all deps build unit integration test-airflow test-cluster test test-asan fuzz bench bench-smoke demo stack-up stack-down stack-status lint clean
 
 all: build
 
@@ -37,19 +37,29 @@ test-airflow: build
 	bash stack/stack.sh up
 	LOGPIPE_BIN=$(CURDIR)/$(BUILD)/logpipe bash stack/airflow.sh --python -m pytest -q tests/airflow
 
+# Failover tests on a three-broker Kafka and three-node Elasticsearch cluster
+# of their own (stack/cluster.sh), brought up for them and down after them,
+# pass or fail: they kill brokers and stop nodes, never the shared stack's.
+test-cluster: build
+	bash stack/stack.sh cluster up && \
+	  LOGPIPE_BIN=$(CURDIR)/$(BUILD)/logpipe $(PY) -m pytest -q tests/cluster; \
+	  rc=$$?; bash stack/stack.sh cluster down; exit $$rc
+
 lint:
 	.venv/bin/ruff check .
 	bash deploy/actionlint.sh
 
 # Everything: the release build's unit and integration tests, lint, the
-# Airflow tests, then the unit and integration suites again with
-# AddressSanitizer + UndefinedBehaviorSanitizer, a short fuzz run and a
-# benchmark smoke run (the parse stage at quick sizes).
+# Airflow tests, the cluster failover tests (release build only), then the
+# unit and integration suites again with AddressSanitizer +
+# UndefinedBehaviorSanitizer, a short fuzz run and a benchmark smoke run (the
+# parse stage at quick sizes).
 test: deps
 	$(MAKE) unit
 	$(MAKE) lint
 	$(MAKE) integration
 	$(MAKE) test-airflow
+	$(MAKE) test-cluster
 	$(MAKE) test-asan
 	$(MAKE) fuzz
 	$(MAKE) bench-smoke

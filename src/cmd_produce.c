@@ -5,7 +5,8 @@
  * producer is idempotent (no duplicates when librdkafka retries) and batches
  * by linger and batch size; nothing is flushed per message. Every delivery
  * report is waited for, so the summary's "delivered" is what the brokers
- * acknowledged, and a run with any undelivered message exits 5.
+ * acknowledged, and a run with any undelivered message exits 5, or 3 when
+ * the cluster refused every message (e.g. min.insync.replicas not met).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -326,7 +327,13 @@ int cmd_produce(int argc, char **argv)
     while (lp_producer_flush(p, 1000) > 0 && !(stop_requested > 1)) {
     }
     print_summary(&o, &c, lp_pace_elapsed(&pace));
-    rc = (c.failed || c.delivered != c.sent) ? LP_EXIT_PARTIAL : LP_EXIT_OK;
+    /* Nothing acknowledged and every message refused (min.insync.replicas
+     * not met, no leader within message.timeout.ms): the cluster refused
+     * us, exit 3. Some delivered and some not: exit 5. */
+    if (c.failed && c.delivered == 0 && c.failed == c.sent)
+        rc = LP_EXIT_KAFKA;
+    else
+        rc = (c.failed || c.delivered != c.sent) ? LP_EXIT_PARTIAL : LP_EXIT_OK;
     if (src.in && ferror(src.in))
         rc = LP_EXIT_IO;
     lp_buf_free(&line);

@@ -11,6 +11,7 @@
 #   stack.sh stop kafka|es|airflow|aws   stop one server (fault tests); `up` starts it again
 #   stack.sh status   show what runs where
 #   stack.sh logs kafka|es|airflow   the last lines of a server's log
+#   stack.sh cluster up|down|status   3 Kafka brokers + 3 ES nodes (stack/cluster.sh)
 #
 # There is no Docker engine and no download site here, so both come from
 # Maven Central through Maven itself: the Kafka broker jars and their runtime
@@ -767,6 +768,8 @@ case ${1:-} in
   down) cmd_down ;;
   stop) stop_one "${2:-}" ;;
   status) cmd_status ;;
+  # The three-broker, three-node cluster for the failover tests (stack/cluster.sh).
+  cluster) source "$ROOT/stack/cluster.sh"; cluster_main "${@:2}" ;;
   logs)
     case ${2:-} in
       kafka) tail -n "${3:-50}" "$KAFKA_HOME/kafka.log" ;;

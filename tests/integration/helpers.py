@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
+# The generator's first timestamp in every test that produces generated lines.
+START = "2026-01-21T22:23:40Z"
+
 
 @dataclass
 class Run:
@@ -89,3 +92,21 @@ def wait_group_empty(kafka: str, group: str, timeout: float = 60) -> None:
         if time.time() > deadline:
             raise AssertionError(f"group {group} still has {len(desc.members)} member(s) after {timeout} s")
         time.sleep(0.5)
+
+
+def good_lines(logpipe_bin: str, count: int, seed: int, ratio: str, first: int | None = None) -> int:
+    """How many of `logpipe generate`'s lines (same count, seed, ratio; of the
+    first `first` of them) parse."""
+    gen = subprocess.run([logpipe_bin, "generate", "--count", str(count), "--seed", str(seed), "--start", START,
+                          "--malformed-ratio", ratio], capture_output=True, check=True).stdout
+    if first is not None:
+        gen = b"".join(gen.splitlines(keepends=True)[:first])
+    return subprocess.run([logpipe_bin, "parse"], input=gen, capture_output=True, check=True).stdout.count(b"\n")
+
+
+def assert_dead_lettered_once(kafka: str, topic: str, rejected: int) -> None:
+    """Every rejected message in <topic>.dlq exactly once (read_committed)."""
+    dlq = read_topic(kafka, f"{topic}.dlq", rejected)
+    coords = [(dict(m.headers())["logpipe.partition"], dict(m.headers())["logpipe.offset"]) for m in dlq]
+    assert len(set(coords)) == rejected, "a rejected message is missing from the dead-letter topic"
+    assert len(coords) == len(set(coords)), "a rejected message was dead-lettered twice"

@@ -19,9 +19,17 @@ import requests
 from confluent_kafka import Producer
 from conftest import ROOT, create_topic, es_count
 from faultproxy import FaultProxy, Faults
-from helpers import committed, high_watermarks, read_topic, run, wait_group_empty
+from helpers import (
+    START,
+    assert_dead_lettered_once,
+    committed,
+    good_lines,
+    high_watermarks,
+    read_topic,
+    run,
+    wait_group_empty,
+)
 
-START = "2026-01-21T22:23:40Z"
 STACK = ["bash", str(ROOT / "stack" / "stack.sh")]
 # A killed member must leave the group quickly for the next one to get its partitions.
 FAST_GROUP = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=1000"]
@@ -95,22 +103,6 @@ def test_kill_9_at_five_random_moments(logpipe_bin, kafka, es, topic, unique):
     # transaction were aborted, and written again by the run that committed.
     assert_dead_lettered_once(kafka, topic, 200_000 - good)
     assert r.summary()["exit_code"] == 0
-
-
-def good_lines(logpipe_bin, count, seed, ratio, first: int | None = None) -> int:
-    """How many of the generated lines (of the first `first` of them) parse."""
-    gen = subprocess.run([logpipe_bin, "generate", "--count", str(count), "--seed", str(seed), "--start", START,
-                          "--malformed-ratio", ratio], capture_output=True, check=True).stdout
-    if first is not None:
-        gen = b"".join(gen.splitlines(keepends=True)[:first])
-    return subprocess.run([logpipe_bin, "parse"], input=gen, capture_output=True, check=True).stdout.count(b"\n")
-
-
-def assert_dead_lettered_once(kafka, topic, rejected):
-    dlq = read_topic(kafka, f"{topic}.dlq", rejected)
-    coords = [(dict(m.headers())["logpipe.partition"], dict(m.headers())["logpipe.offset"]) for m in dlq]
-    assert len(set(coords)) == rejected, "a rejected message is missing from the dead-letter topic"
-    assert len(coords) == len(set(coords)), "a rejected message was dead-lettered twice"
 
 
 def log_lines(p: subprocess.Popen) -> tuple[list[str], threading.Thread]:

@@ -16,14 +16,12 @@ from typing import Self
 
 from conftest import create_topic, es_count
 from faultproxy import FaultProxy, Faults
-from helpers import committed, read_topic, run
+from helpers import assert_dead_lettered_once, committed, good_lines, read_topic, run
 from test_config_errors import assert_untouched, consume
 from test_faults import (
-    assert_dead_lettered_once,
     assert_exact,
     consume_to_end,
     finish_members,
-    good_lines,
     log_lines,
     produce,
     start_consumer,
