@@ -1,0 +1,124 @@
+"""Refusals that are not the document's fault and retries that never end.
+Each test runs the real consumer against the real Kafka and
+Elasticsearch and checks what a user would: the exit status and its
+message, what reached the index and the dead-letter topic, and the offsets
+Kafka holds for the group. A run that stops must have committed nothing it
+could not account for, and a rerun once the cause is fixed must end exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import requests
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from faultproxy import FaultProxy, Faults
+from helpers import committed, run
+from test_faults import assert_exact, consume_to_end, produce
+
+
+def consume_once(logpipe_bin, kafka, es, topic, group, index, *extra, timeout: float = 120):
+    return run(logpipe_bin, "consume", "-b", kafka, "-t", topic, "-g", group, "-e", es, "-i", index,
+               "--until-idle", "4", "-X", "session.timeout.ms=6000", *extra, timeout=timeout)
+
+
+def visible_records(kafka: str, topic: str) -> list:
+    """Every record a read_committed reader sees in topic (none if it does
+    not exist), read by assignment to the end: no group join to wait for."""
+    c = Consumer({"bootstrap.servers": kafka, "group.id": f"inspect-{topic}", "enable.partition.eof": True,
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=30).topics[topic]
+        if md.error is not None:
+            return []
+        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions]
+        c.assign(parts)
+        at_end, records = set(), []
+        deadline = time.time() + 60
+        while len(at_end) < len(parts) and time.time() < deadline:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(m.partition())
+            elif not m.error():
+                records.append(m)
+        assert len(at_end) == len(parts), f"{topic} not read to its end"
+        return records
+    finally:
+        c.close()
+
+
+def assert_stopped_untouched(r, kafka, topic, group, expect_in_message: list[str]):
+    """Exit 4 naming the cause; no offset committed; nothing dead-lettered."""
+    assert r.code == 4, (r.code, r.stderr[-3000:])
+    for text in expect_in_message:
+        assert text in r.stderr, (text, r.stderr[-3000:])
+    assert r.summary()["dead_lettered"] == 0 and r.summary()["refused"] == 0, r.summary()
+    assert all(o < 0 for o in committed(kafka, group, topic, 3).values())
+    assert visible_records(kafka, f"{topic}.dlq") == []
+
+
+def test_a_closed_index_stops_the_run_and_a_rerun_after_opening_it_is_exact(
+        logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 3_000, seed=31)
+    group, index = f"g-{unique}", unique
+    requests.put(f"{es}/{index}", timeout=30).raise_for_status()
+    requests.post(f"{es}/{index}/_close", timeout=30).raise_for_status()
+    try:
+        r = consume_once(logpipe_bin, kafka, es, topic, group, index)
+    finally:
+        requests.post(f"{es}/{index}/_open", timeout=30).raise_for_status()
+    assert_stopped_untouched(r, kafka, topic, group, [index, "index_closed_exception", "not for the document's fault"])
+    consume_to_end(logpipe_bin, kafka, es, topic, group, index)
+    assert_exact(kafka, es, topic, group, index, 3_000)
+    assert visible_records(kafka, f"{topic}.dlq") == []
+
+
+@contextmanager
+def auto_create_forbidden(es: str, prefix: str) -> Iterator[None]:
+    """Forbids automatic creation of indices named prefix* (and only those:
+    this Elasticsearch is shared), restoring the previous setting after."""
+    url = f"{es}/_cluster/settings"
+    before = requests.get(url, params={"flat_settings": "true"}, timeout=30).json()
+    previous = before.get("persistent", {}).get("action.auto_create_index")
+    allowed = previous if previous not in (None, "true") else "+*"
+    body = {"persistent": {"action.auto_create_index": f"-{prefix}*,{allowed}"}}
+    requests.put(url, json=body, timeout=30).raise_for_status()
+    try:
+        yield
+    finally:
+        requests.put(url, json={"persistent": {"action.auto_create_index": previous}},
+                     timeout=30).raise_for_status()
+
+
+def test_an_index_that_may_not_be_created_stops_the_run_and_a_rerun_once_allowed_is_exact(
+        logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 3_000, seed=32)
+    group, index = f"g-{unique}", f"{unique}-%Y.%m"
+    with auto_create_forbidden(es, unique):
+        r = consume_once(logpipe_bin, kafka, es, topic, group, index)
+    assert_stopped_untouched(r, kafka, topic, group,
+                             [f"{unique}-2026.01", "index_not_found_exception", "auto_create_index"])
+    consume_to_end(logpipe_bin, kafka, es, topic, group, index)
+    assert_exact(kafka, es, topic, group, f"{unique}-*", 3_000)
+
+
+def test_a_429_that_never_clears_stops_at_the_retry_limit_with_a_report(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 2_000, seed=33)
+    group, index = f"g-{unique}", unique
+    faults = Faults(item_429_every=1, item_429_requests=10**9)
+    with FaultProxy(es, faults) as proxy:
+        t0 = time.monotonic()
+        r = consume_once(logpipe_bin, kafka, proxy.url, topic, group, index, "--retry-limit", "6", timeout=90)
+        took = time.monotonic() - t0
+    assert faults.rewritten_items > 0
+    assert_stopped_untouched(r, kafka, topic, group,
+                             ["--retry-limit", "HTTP 429", "es_rejected_execution_exception", index])
+    assert took < 60, took
+    consume_to_end(logpipe_bin, kafka, es, topic, group, index)
+    assert_exact(kafka, es, topic, group, index, 2_000)
+
+
