@@ -58,6 +58,7 @@ typedef struct batch {
     lp_bulk *bulk;
     held *msgs;         /* all messages of the batch */
     lp_buf raw;         /* their keys and values */
+    size_t rejected_bytes; /* raw bytes of messages that did not parse: in no bulk body, yet held */
     uint32_t *item_msg; /* bulk item -> index in msgs */
     size_t nmsgs, cap;
     reject *rejects;
@@ -182,6 +183,7 @@ static void release(batch *b)
 {
     b->nmsgs = 0;
     lp_buf_reset(&b->raw);
+    b->rejected_bytes = 0;
     b->nrejects = 0;
     lp_buf_reset(&b->reasons);
     lp_bulk_reset(b->bulk);
@@ -464,6 +466,7 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
     lp_parse_result pr;
     if (lp_parse_line(c->parser, m->payload ? m->payload : "", m->len, body, &pr) != 0) {
         lp_bulk_end(b->bulk, 0);
+        b->rejected_bytes += m->key_len + m->len;
         c->res->rejected++;
         note_reject(b, mi, "parse", pr.reject_reason);
         return;
@@ -942,6 +945,12 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
     /* A dead letter is as large as the message it keeps; librdkafka's 1 MB
      * default would refuse the very messages most likely to be poison. */
     lp_kafka_props_set(&props, "message.max.bytes", "67108864");
+    /* librdkafka's queue takes 1 GiB by default: with the broker slow, dead
+     * letters of large messages would pile up there. Bounded at one largest
+     * dead letter (message.max.bytes, plus room for headers); a full queue
+     * makes lp_producer_send wait for deliveries, which holds the consume
+     * loop back: the back-pressure that keeps memory bounded. */
+    lp_kafka_props_set(&props, "queue.buffering.max.kbytes", "66560");
     /* -X is shared with the consumer, so its consumer-only properties land
      * here too and librdkafka warns about each (2.0.2 has no
      * log.configuration.warnings): keep this producer's log to errors. */
@@ -1157,7 +1166,9 @@ static void run_loop(consumer *c)
             continue;
         }
         batch *b = c->open;
-        int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) >= o->batch_bytes;
+        /* Rejected messages count too: a batch of large unparseable ones
+         * has an empty body, yet holds their bytes until it completes. */
+        int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) + b->rejected_bytes >= o->batch_bytes;
         if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && outstanding(c) < limit) {
             submit_open(c);
             c->open = take_free_batch(c);
