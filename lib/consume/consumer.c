@@ -116,13 +116,12 @@ typedef struct consumer {
     unsigned rebalances; /* rebalance callbacks served so far (run_loop) */
     int64_t full_since; /* when the open batch became full with every slot in flight */
     int64_t last_activity_ms, assigned_at_ms;
-    lp_buf index_name, id, tmp;
+    lp_index_cache index; /* the open document's index */
+    lp_buf id, tmp;
     char **topic_names; /* every topic name seen, owned here (held.topic) */
     size_t ntopic_names;
     const rd_kafka_topic_t *last_rkt;
     const char *last_topic;
-    int64_t index_hour; /* hour index_name was formatted for */
-    int fixed_index;
     lp_consume_result *res;
     char fatal[512];
     int fatal_code;
@@ -367,18 +366,6 @@ static void submit_open(consumer *c)
     lp_es_submit(c->es, b->bulk, on_bulk_done, c, b);
 }
 
-/* Makes index_name the index for time ts; returns 1 when it changed. */
-static int index_for(consumer *c, int64_t ts)
-{
-    if (c->fixed_index || ts / 3600 == c->index_hour)
-        return 0;
-    lp_buf_reset(&c->index_name);
-    lp_index_name(c->o->index_pattern, ts, &c->index_name);
-    lp_buf_cstr(&c->index_name);
-    c->index_hour = ts / 3600;
-    return 1;
-}
-
 /* Re-opens the item under the right index when the name's width changed
  * (a year outside 1000..9999): rare, so a copy is fine here. */
 static void reopen_item(consumer *c, lp_bulk *bulk, lp_buf *body, size_t doc_at)
@@ -386,7 +373,7 @@ static void reopen_item(consumer *c, lp_bulk *bulk, lp_buf *body, size_t doc_at)
     lp_buf_reset(&c->tmp);
     lp_buf_append(&c->tmp, body->data + doc_at, body->len - doc_at);
     lp_bulk_end(bulk, 0);
-    body = lp_bulk_begin(bulk, c->index_name.data, c->index_name.len, c->id.data, c->id.len);
+    body = lp_bulk_begin(bulk, c->index.name.data, c->index.name.len, c->id.data, c->id.len);
     lp_buf_append(body, c->tmp.data, c->tmp.len);
 }
 
@@ -461,7 +448,7 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
      * index of the previous document; patch the name if this one's hour
      * differs (same width, so in place). */
     size_t item = lp_bulk_items(b->bulk);
-    lp_buf *body = lp_bulk_begin(b->bulk, c->index_name.data, c->index_name.len, c->id.data, c->id.len);
+    lp_buf *body = lp_bulk_begin(b->bulk, c->index.name.data, c->index.name.len, c->id.data, c->id.len);
     size_t doc_at = body->len;
     lp_parse_result pr;
     if (lp_parse_line(c->parser, m->payload ? m->payload : "", m->len, body, &pr) != 0) {
@@ -472,7 +459,8 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
         return;
     }
     add_kafka_fields(body, topic, m);
-    if (index_for(c, pr.timestamp) && lp_bulk_set_index(b->bulk, c->index_name.data, c->index_name.len))
+    if (lp_index_cache_set(&c->index, pr.timestamp) &&
+        lp_bulk_set_index(b->bulk, c->index.name.data, c->index.name.len))
         reopen_item(c, b->bulk, body, doc_at);
     lp_bulk_end(b->bulk, 1);
     b->item_msg[item] = (uint32_t)mi;
@@ -1298,12 +1286,11 @@ static void finish(consumer *c)
 
 int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *summary_json)
 {
-    consumer c = {.o = o, .res = res, .index_hour = INT64_MIN};
+    consumer c = {.o = o, .res = res};
     lp_error e = {0, ""};
     memset(res, 0, sizeof *res);
     int64_t t0 = now_ms();
-    c.fixed_index = strchr(o->index_pattern, '%') == NULL;
-    lp_index_name(o->index_pattern, 0, &c.index_name);
+    lp_index_cache_init(&c.index, o->index_pattern);
     c.offsets = lp_offsets_new();
     c.stored = lp_offsets_new();
     c.pending = rd_kafka_topic_partition_list_new(8);
@@ -1369,7 +1356,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     lp_offsets_free(c.offsets);
     lp_offsets_free(c.stored);
     rd_kafka_topic_partition_list_destroy(c.pending);
-    lp_buf_free(&c.index_name);
+    lp_index_cache_free(&c.index);
     lp_buf_free(&c.id);
     lp_buf_free(&c.tmp);
     for (size_t i = 0; i < c.ntopic_names; i++)
