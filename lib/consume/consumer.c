@@ -880,10 +880,33 @@ static int check_topics(consumer *c, lp_error *e)
     return rc;
 }
 
+/* Settings of logpipe's own that -X may not change: each one would void
+ * exactly-once (docs/guarantees.md) without a word, so the run refuses to
+ * start rather than run with a weaker guarantee. */
+static const lp_kafka_fixed guarantee_props[] = {
+    {"enable.auto.commit", "false",
+     "logpipe commits offsets itself, only for messages Elasticsearch acknowledged, in the dead-letter "
+     "transaction; librdkafka's auto-commit would commit offsets of messages still in flight"},
+    {"enable.auto.offset.store", "false",
+     "it would store the offset of every message handed to logpipe, acknowledged or not, for a commit to pick up"},
+    {"isolation.level", "read_committed",
+     "a member must start from stable offsets (a crashed member's transaction decided, so no dead letter is "
+     "written twice), and aborted transactional messages must not be indexed"},
+    {"auto.offset.reset", "earliest",
+     "a new group, or an offset gone with retention, would skip every message already in the topic"},
+    {"offset.store.method", "broker",
+     "offsets must be kept by the group in Kafka, where the dead-letter transactions commit them"},
+    {"transactional.id", NULL,
+     "the dead-letter producer's id is unique per process: two members with one id fence each other"},
+};
+
 static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
 {
     const lp_consume_opts *o = c->o;
     lp_kafka_props props = {0};
+    if (lp_kafka_refuse_changes(&o->kafka_props, guarantee_props, sizeof guarantee_props / sizeof *guarantee_props,
+                                e))
+        return NULL;
     lp_kafka_props_set(&props, "bootstrap.servers", o->brokers);
     lp_kafka_props_set(&props, "group.id", o->group);
     /* Offsets are committed by us, only for acknowledged data, inside the
@@ -1210,28 +1233,44 @@ static void run_loop(consumer *c)
 
 /* ---- results ------------------------------------------------------------------- */
 
+/* The summary's "committed" object: one key per topic, its partitions in
+ * it. Partitions enter c->stored in the order they first commit, so topics
+ * alternate there; each topic is written once, with all of its partitions. */
 typedef struct json_ctx {
     lp_buf *out;
-    const char *topic;
-    int first_topic, first_part;
+    const char *topic; /* the one being written */
+    lp_offsets *stored;
+    const char **seen; /* topics written so far */
+    size_t nseen;
+    int first_part;
 } json_ctx;
 
-static void put_committed(void *ctx, const char *topic, int32_t partition, int64_t next)
+static void put_partition(void *ctx, const char *topic, int32_t partition, int64_t next)
 {
     json_ctx *j = ctx;
-    if (!j->topic || strcmp(j->topic, topic)) {
-        if (j->topic)
-            lp_buf_putc(j->out, '}');
-        if (!j->first_topic)
-            lp_buf_putc(j->out, ',');
-        lp_json_str(j->out, topic, strlen(topic));
-        lp_buf_puts_lit(j->out, ":{");
-        j->topic = topic;
-        j->first_topic = 0;
-        j->first_part = 1;
-    }
+    if (strcmp(j->topic, topic))
+        return;
     lp_buf_printf(j->out, "%s\"%d\":%lld", j->first_part ? "" : ",", partition, (long long)next);
     j->first_part = 0;
+}
+
+static void put_topic(void *ctx, const char *topic, int32_t partition, int64_t next)
+{
+    json_ctx *j = ctx;
+    (void)partition;
+    (void)next;
+    for (size_t i = 0; i < j->nseen; i++)
+        if (!strcmp(j->seen[i], topic))
+            return;
+    j->seen = lp_xrealloc(j->seen, (j->nseen + 1) * sizeof *j->seen);
+    if (j->nseen++)
+        lp_buf_putc(j->out, ',');
+    j->seen[j->nseen - 1] = topic;
+    lp_json_str(j->out, topic, strlen(topic));
+    lp_buf_puts_lit(j->out, ":{");
+    json_ctx part = {.out = j->out, .topic = topic, .first_part = 1};
+    lp_offsets_each(j->stored, put_partition, &part);
+    lp_buf_putc(j->out, '}');
 }
 
 static void summary(consumer *c, lp_buf *out)
@@ -1253,10 +1292,9 @@ static void summary(consumer *c, lp_buf *out)
         lp_json_str(out, c->o->topics[i], strlen(c->o->topics[i]));
     }
     lp_buf_puts_lit(out, "],\"committed\":{");
-    json_ctx j = {out, NULL, 1, 1};
-    lp_offsets_each(c->stored, put_committed, &j);
-    if (j.topic)
-        lp_buf_putc(out, '}');
+    json_ctx j = {.out = out, .stored = c->stored};
+    lp_offsets_each(c->stored, put_topic, &j);
+    free(j.seen);
     lp_buf_printf(out, "},\"exit_code\":%d}", r->exit_code);
 }
 

@@ -1,5 +1,6 @@
-"""Refusals that are not the document's fault, retries that never end, and
-memory under a backlog of large rejects. Each test runs the real consumer against the real Kafka and
+"""Refusals that are not the document's fault, retries that never end,
+memory under a backlog of large rejects, settings that would void the
+guarantee, and the summary of a run over several topics. Each test runs the real consumer against the real Kafka and
 Elasticsearch and checks what a user would: the exit status and its
 message, what reached the index and the dead-letter topic, and the offsets
 Kafka holds for the group. A run that stops must have committed nothing it
@@ -177,3 +178,53 @@ def test_a_backlog_of_1_mb_rejects_with_a_slow_elasticsearch_stays_within_the_me
     # one message each, librdkafka's 8 MiB prefetch, the process itself:
     # 65 MB measured (74 MB under ASan); 200 MB before rejects counted.
     assert peak < 100_000, peak  # kB
+
+
+def test_settings_that_would_void_the_guarantee_are_refused_naming_them(logpipe_bin, kafka, es, topic, unique):
+    produce(logpipe_bin, kafka, topic, 100, seed=34)
+    group = f"g-{unique}"
+    for prop in ("enable.auto.commit=true", "enable.auto.offset.store=true", "isolation.level=read_uncommitted",
+                 "auto.offset.reset=latest", "offset.store.method=file", f"transactional.id={group}"):
+        r = consume_once(logpipe_bin, kafka, es, topic, group, unique, "-X", prop, timeout=60)
+        assert r.code == 2, (prop, r.code, r.stderr[-2000:])
+        assert f"-X {prop}" in r.stderr and "refused" in r.stderr, (prop, r.stderr[-2000:])
+    # The same properties with the values logpipe needs are accepted.
+    r = consume_once(logpipe_bin, kafka, es, topic, group, unique, "-X", "enable.auto.commit=false",
+                     "-X", "auto.offset.reset=smallest", "-X", "isolation.level=read_committed")
+    assert r.code == 0, r.stderr[-2000:]
+    assert es_count(es, unique) == 100
+
+
+def test_the_summary_names_each_topic_once(logpipe_bin, kafka, es, kafka_admin, unique):
+    # Partitions enter the summary in the order they first commit: a-0, then
+    # b-0, then a-1 makes the topics alternate.
+    a, b = f"a-{unique}", f"b-{unique}"
+    for t in (a, b):
+        create_topic(kafka_admin, t, partitions=2)
+    deadline = time.time() + 30  # both visible in the metadata before the consumer checks them
+    while not {a, b} <= set(kafka_admin.list_topics(timeout=10).topics) and time.time() < deadline:
+        time.sleep(0.2)
+    group = f"g-{unique}"
+    p = start_consumer(logpipe_bin, kafka, es, f"{a},{b}", group, unique, "--until-idle", "6")
+    producer = Producer({"bootstrap.servers": kafka})
+    try:
+        for t, part in ((a, 0), (b, 0), (a, 1)):
+            for _ in range(10):
+                producer.produce(t, GOOD_LINE, partition=part)
+            assert producer.flush(30) == 0
+            deadline = time.time() + 60
+            while committed(kafka, group, t, 2)[part] != 10 and p.poll() is None and time.time() < deadline:
+                time.sleep(0.5)
+        code, out, err = finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert code == 0, err[-2000:]
+
+    def no_repeats(pairs):
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), f"repeated keys {keys} in {out}"
+        return dict(pairs)
+
+    s = json.loads(out.strip().splitlines()[-1], object_pairs_hook=no_repeats)
+    assert s["committed"] == {a: {"0": 10, "1": 10}, b: {"0": 10}}
