@@ -5,8 +5,8 @@
 #   plugins.zip        the Airflow plugin (operators) + a logpipe binary that
 #                      runs on MWAA's workers, with the shared libraries it
 #                      needs beside it in lib/
-#   requirements.txt   what the DAGs need on MWAA, pinned, with Airflow's
-#                      constraints for the target version
+#   requirements.txt   what the DAGs need on MWAA, with Airflow's constraints
+#                      for the target Airflow version and its image's Python
 #
 # Portability (docs/deploy.md): MWAA's workers run Amazon Linux 2023, glibc
 # 2.34, x86_64. The binary is built here with RPATH $ORIGIN/lib (DT_RPATH, so
@@ -17,15 +17,23 @@
 # library needs a glibc symbol newer than GLIBC_MAX.
 #
 #   deploy/bundle.sh [OUT]     (default build-bundle/mwaa; `make bundle`)
+#   AIRFLOW_VERSION=2.10.3 deploy/bundle.sh   (`make bundle AIRFLOW_VERSION=2.10.3`)
+#
+# AIRFLOW_VERSION is the MWAA environment's (default: the Airflow the DAGs
+# are tested with, airflow/requirements.in); the Python of MWAA's image for
+# it comes from deploy/mwaa-python.tsv, and with it the constraints file.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/build-bundle/mwaa}
 BUILD=$ROOT/build-bundle/cmake
 GLIBC_MAX=${GLIBC_MAX:-2.34}
-AIRFLOW_VERSION=3.0.6
-PYTHON_VERSION=3.11
 
 die() { printf 'bundle: error: %s\n' "$*" >&2; exit 1; }
+
+AIRFLOW_VERSION=${AIRFLOW_VERSION:-$(sed -n 's/^apache-airflow==//p' "$ROOT/airflow/requirements.in")}
+PYTHON_VERSION=$(awk -F '\t' -v v="$AIRFLOW_VERSION" '!/^#/ && $1 == v {print $2}' "$ROOT/deploy/mwaa-python.tsv")
+[ -n "$PYTHON_VERSION" ] ||
+  die "AIRFLOW_VERSION=$AIRFLOW_VERSION is not an MWAA version of deploy/mwaa-python.tsv ($(awk -F '\t' '!/^#/ {print $1}' "$ROOT/deploy/mwaa-python.tsv" | paste -sd ' '))"
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_BUILD_RPATH='$ORIGIN/lib' -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags >/dev/null
@@ -73,10 +81,13 @@ rm -rf "$stage"
 
 cp "$ROOT"/airflow/dags/*.py "$OUT/dags/"
 cat > "$OUT/requirements.txt" <<REQ
-# logpipe's DAGs on MWAA (Airflow $AIRFLOW_VERSION, Python $PYTHON_VERSION). The Amazon and
-# standard providers and requests come with MWAA's image; the constraints
-# keep pip from upgrading what Airflow pins.
+# logpipe's DAGs on MWAA (Airflow $AIRFLOW_VERSION, whose image runs Python $PYTHON_VERSION). The
+# Amazon and standard providers and requests come with MWAA's image; the
+# constraints keep pip from upgrading what Airflow pins and choose the
+# version of confluent-kafka (the reconcile task's): a pin of our own could
+# contradict them, and MWAA's pip would then refuse the whole file.
 --constraint "https://raw.githubusercontent.com/apache/airflow/constraints-$AIRFLOW_VERSION/constraints-$PYTHON_VERSION.txt"
-$(grep -E '^confluent-kafka==' "$ROOT/airflow/requirements.in")
+confluent-kafka
 REQ
-printf 'bundle: %s (newest glibc symbol: GLIBC_%s, limit %s)\n' "$OUT" "$newest" "$GLIBC_MAX"
+printf 'bundle: %s for Airflow %s, Python %s (newest glibc symbol: GLIBC_%s, limit %s)\n' "$OUT" \
+  "$AIRFLOW_VERSION" "$PYTHON_VERSION" "$newest" "$GLIBC_MAX"

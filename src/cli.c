@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "core/timeutil.h"
+#include "elasticsearch/es.h"
 #include "secrets/secrets.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -115,6 +117,14 @@ void cli_kafka_password(lp_kafka_props *props)
 /* Resolves one option's value (a literal or a reference) into *out. */
 static int resolve_into(const char *what, const char *text, char **out, lp_error *e)
 {
+    /* An endpoint read from the seed's key for a credential would go to DNS,
+     * librdkafka's log and our messages as a host name: refuse it first. */
+    lp_secret_ref r;
+    const char *option;
+    if (!lp_secret_ref_parse(what, text, &r, NULL) && *r.key && (option = lp_secret_key_option(r.key)) &&
+        (!strcmp(what, "--brokers") || !strcmp(what, "--es")) && strcmp(option, what))
+        return lp_fail(e, LP_EXIT_USAGE, "%s: #%s is the --secrets key for %s, not for %s: did you mean #%s?", what,
+                       r.key, option, what, !strcmp(what, "--es") ? "elasticsearch_URL" : "kafka_bootstrap_server");
     lp_buf v = LP_BUF_INIT;
     if (lp_secret_resolve(what, text, &v, e))
         return -1;
@@ -153,27 +163,73 @@ static void take(char **dst, char **src)
     }
 }
 
-/* -X key=aws-sm://... : the value is resolved, the key kept. */
+int cli_add_property(lp_kafka_props *props, const char *kv, lp_error *e)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        return lp_kafka_props_add(props, kv, e); /* its error names the argument */
+    int klen = (int)(eq - kv);
+    if (lp_secret_is_ref(eq + 1) && !lp_kafka_is_credential(kv, (size_t)klen))
+        /* A reference anywhere else would let whoever writes -X (a connection's
+         * extra) read any secret the process can, into a property of theirs. */
+        return lp_fail(e, LP_EXIT_USAGE, "-X %.*s: references (aws-sm://, env://, file://) are resolved only for "
+                       "credential properties (sasl.username, sasl.password, ssl.key.pem, ...; docs/secrets.md): "
+                       "give %.*s's value itself", klen, kv, klen, kv);
+    if (!lp_secret_is_ref(eq + 1) && lp_kafka_is_secret(kv, (size_t)klen))
+        return lp_fail(e, LP_EXIT_USAGE, "-X %.*s takes a reference (env://NAME, file:///path or aws-sm://ID#key), "
+                       "not the secret itself: the command line is readable by every local user%s", klen, kv,
+                       klen == 13 && !strncasecmp(kv, "sasl.password", 13) ? " (or set LOGPIPE_KAFKA_PASSWORD)" : "");
+    return lp_kafka_props_add(props, kv, e);
+}
+
+/* -X key=aws-sm://... : the value is resolved, the key kept. Only the -X
+ * values the user gave (cli_add_property let references through for
+ * credentials alone): a value from --secrets is never read as a reference. */
 static int resolve_props(lp_kafka_props *props, lp_error *e)
 {
     for (size_t i = 0; i < props->n; i++) {
         char *eq = strchr(props->kv[i], '=');
-        if (!eq || !lp_secret_is_ref(eq + 1))
+        size_t klen = eq ? (size_t)(eq - props->kv[i]) : 0;
+        if (!eq || !lp_secret_is_ref(eq + 1) || !lp_kafka_is_credential(props->kv[i], klen))
             continue;
         char what[300];
-        snprintf(what, sizeof what, "-X %.*s", (int)(eq - props->kv[i]), props->kv[i]);
+        snprintf(what, sizeof what, "-X %.*s", (int)klen, props->kv[i]);
         lp_buf v = LP_BUF_INIT;
         if (lp_secret_resolve(what, eq + 1, &v, e))
             return -1;
-        size_t kl = (size_t)(eq - props->kv[i]) + 1;
-        char *kv = lp_xmalloc(kl + v.len + 1);
-        memcpy(kv, props->kv[i], kl);
-        memcpy(kv + kl, v.data, v.len + 1);
+        char *kv = lp_xmalloc(klen + 1 + v.len + 1);
+        memcpy(kv, props->kv[i], klen + 1);
+        memcpy(kv + klen + 1, v.data, v.len + 1);
         lp_buf_wipe(&v);
         lp_wipe_free(props->kv[i]);
         props->kv[i] = kv;
     }
     return 0;
+}
+
+/* Validates an endpoint once resolved. A value given literally may be
+ * quoted back; one read through a reference may not (it could be any
+ * secret, taken by mistake), so then the message names where it came from. */
+static int check_endpoint(const char *what, const char *source, const char *value,
+                          int (*check)(const char *, lp_error *), const char *expected, lp_error *e)
+{
+    lp_error ce;
+    if (!check(value, &ce))
+        return 0;
+    if (!source) {
+        *e = ce;
+        return -1;
+    }
+    return lp_fail(e, LP_EXIT_USAGE, "%s: the value of %s is not %s", what, source, expected);
+}
+
+/* Where a resolved setting came from, for check_endpoint: NULL when literal. */
+static const char *source_of(const char *given, const char *secrets_key, const char *secrets, char *buf, size_t n)
+{
+    if (given)
+        return lp_secret_is_ref(given) ? given : NULL;
+    snprintf(buf, n, "%s in --secrets %s", secrets_key, secrets);
+    return buf;
 }
 
 static void kafka_from_secrets(const lp_secret_settings *s, lp_kafka_props *out)
@@ -198,6 +254,7 @@ static void kafka_from_secrets(const lp_secret_settings *s, lp_kafka_props *out)
 static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
 {
     lp_secret_settings s = {0};
+    char src[1200];
     int rc = -1;
     if (c->secrets && lp_secret_settings_load(c->secrets, &s, e))
         return -1;
@@ -208,6 +265,9 @@ static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
         lp_fail(e, LP_EXIT_USAGE, "--brokers is required (or kafka_bootstrap_server in the --secrets object)");
         goto out;
     }
+    if (check_endpoint("--brokers", source_of(c->brokers, "kafka_bootstrap_server", c->secrets, src, sizeof src),
+                       c->r_brokers, lp_kafka_check_brokers, "a host:port[,host:port] list", e))
+        goto out;
     if (c->need_es) {
         if (c->es_url ? resolve_into("--es", c->es_url, &c->r_es_url, e) : 0)
             goto out;
@@ -217,6 +277,9 @@ static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
                     "--secrets object)");
             goto out;
         }
+        if (check_endpoint("--es", source_of(c->es_url, "elasticsearch_URL", c->secrets, src, sizeof src),
+                           c->r_es_url, lp_es_check_url, "an http:// or https:// URL without credentials", e))
+            goto out;
         if (c->es_user ? resolve_into("--es-user", c->es_user, &c->r_es_user, e) : 0)
             goto out;
         take(&c->r_es_user, &s.es_username);
@@ -227,13 +290,15 @@ static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
             goto out;
         take(&c->r_es_ca_pem, &s.es_ca_pem);
     }
+    if (resolve_props(props, e))
+        goto out;
     lp_kafka_props all = {0};
     kafka_from_secrets(&s, &all);
     for (size_t i = 0; i < props->n; i++)
         lp_kafka_props_add(&all, props->kv[i], NULL);
     lp_kafka_props_free(props);
     *props = all;
-    rc = resolve_props(props, e);
+    rc = 0;
 out:
     lp_secret_settings_wipe(&s);
     return rc;
@@ -253,11 +318,7 @@ int cli_conn_resolve(const char *cmd, cli_conn *c, lp_kafka_props *props)
     lp_error e;
     int failed = conn_resolve(c, props, &e);
     forget_aws_credentials();
-    if (failed)
-        return cli_report(cmd, &e);
-    if (lp_kafka_check_brokers(c->r_brokers, &e))
-        return cli_report(cmd, &e);
-    return 0;
+    return failed ? cli_report(cmd, &e) : 0;
 }
 
 void cli_conn_free(cli_conn *c)

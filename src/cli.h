@@ -50,10 +50,17 @@ typedef struct cli_conn {
 } cli_conn;
 
 /* Resolves c and rebuilds props: --secrets' Kafka settings first, then
- * props as given (-X wins), with every reference among -X values resolved.
+ * props as given (-X wins), with the references among -X credential values
+ * resolved. --brokers and --es are validated here: an error about a value
+ * read through a reference names the reference, not the value.
  * Prints the error and returns its exit code on failure. */
 int cli_conn_resolve(const char *cmd, cli_conn *c, lp_kafka_props *props);
 void cli_conn_free(cli_conn *c);
+
+/* -X key=value: added to props unless a reference is given for a key that
+ * is not a credential, or a secret key (sasl.password, ...) is given a
+ * literal; the error names the key, never the value. */
+int cli_add_property(lp_kafka_props *props, const char *kv, lp_error *e);
 
 /* getopt_long's unknown-option and missing-argument cases, uniformly. */
 int cli_bad_option(const char *cmd, char **argv);

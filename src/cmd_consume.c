@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "consume/consume.h"
+#include "tls/tls.h"
 
 static void usage(FILE *out)
 {
@@ -33,7 +34,7 @@ static void usage(FILE *out)
             "options:\n"
             "  -i, --index PATTERN        index name; %%Y %%m %%d %%H from @timestamp (default logs-access-%%Y.%%m.%%d)\n"
             "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
-            "  -f, --format FMT           auto (default), seed, combined, common\n"
+            "  -f, --format FMT           auto (default), seed, combined, common, vhost_combined\n"
             "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
             "      --batch-docs N         documents per bulk request (default 2500)\n"
             "      --batch-bytes N        bytes per bulk request before gzip (default 5242880)\n"
@@ -57,11 +58,13 @@ static void usage(FILE *out)
             "                             kafka_bootstrap_server, kafka_username, kafka_secret,\n"
             "                             elasticsearch_URL, elasticsearch_API_Key; docs/secrets.md)\n"
             "  REF is env://NAME, file:///path (mode 0600) or aws-sm://SECRET[?region=R][#json_key];\n"
-            "  --brokers, --es, --es-user and -X values may be references too.\n"
-            "  -X key=value               any librdkafka property (repeatable; wins over the above)\n"
-            "                             (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
+            "  --brokers, --es, --es-user and the -X credential properties may be references too.\n"
+            "  -X key=value               any librdkafka property (repeatable; wins over the above).\n"
+            "                             Secrets (sasl.password, ssl.key.password, ...) only by\n"
+            "                             reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
             "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
-            "  -v, --verbose              log assignments, revocations and Kafka errors\n"
+            "  -v, --verbose              log assignments, revocations and Kafka errors, and which\n"
+            "                             CA certificates TLS trusts (the system's store)\n"
             "  -h, --help                 this help\n\n"
             "Without --max-messages/--max-seconds/--until-idle it runs until SIGINT or SIGTERM; on\n"
             "any stop it finishes in-flight bulks, commits and leaves the group, then prints one\n"
@@ -120,7 +123,7 @@ int cmd_consume(int argc, char **argv)
         case 'z': o.parse.timezone = optarg; break;
         case 'f':
             if ((fmt = lp_format_from_name(optarg)) < 0) {
-                cli_usage_error(cmd, "--format: \"%s\" is not one of auto, seed, combined, common", optarg);
+                cli_usage_error(cmd, "--format: \"%s\" is not one of " LP_FORMAT_NAMES, optarg);
                 goto out;
             }
             o.parse.format = (lp_format)fmt;
@@ -145,9 +148,9 @@ int cmd_consume(int argc, char **argv)
         case O_SECRETS: conn.secrets = optarg; break;
         case O_PROGRESS: o.progress = 1; break;
         case O_QUIET: o.progress = 0; break;
-        case 'v': o.verbose = 1; break;
+        case 'v': o.verbose = 1; lp_tls_set_verbose(1); break;
         case 'X':
-            if (lp_kafka_props_add(&o.kafka_props, optarg, &err)) {
+            if (cli_add_property(&o.kafka_props, optarg, &err)) {
                 cli_report(cmd, &err);
                 goto out;
             }

@@ -24,14 +24,18 @@ static void usage(FILE *out)
             "usage: logpipe generate [options] > access.log\n\n"
             "Writes synthetic access-log lines: a realistic mix of endpoints (Zipf-like\n"
             "popularity), methods, status codes (~80%% 2xx, 8%% 3xx, 9%% 4xx, 3%% 5xx),\n"
-            "IPv6 clients, '-' referrers and sizes, and query strings.\n\n"
+            "IPv6 clients, '-' referrers and sizes, and query strings. --realistic adds\n"
+            "what a public server logs besides requests: connections that sent no request\n"
+            "(\"-\" 408, \"\" 400), TLS handshakes and other protocols on the plain-text\n"
+            "port (400), a request without a status; 1.35%% of lines (docs/schema.md).\n\n"
             "options:\n"
             "  -n, --count N            lines to write (default 10; 0 = until interrupted)\n"
-            "  -f, --format FMT         seed (default), combined, common\n"
+            "  -f, --format FMT         seed (default), combined, common, vhost_combined\n"
             "  -r, --rate N             lines per second (default 0 = as fast as possible)\n"
             "  -s, --seed S             random seed (default: from the clock and pid)\n"
             "      --start TIME         first timestamp: epoch seconds or RFC 3339 (default: now)\n"
             "      --malformed-ratio R  share of deliberately broken lines, 0..1 (default 0)\n"
+            "      --realistic          add the lines of requests that never completed\n"
             "  -h, --help               this help\n\n"
             "The same --seed and --start give the same bytes.\n");
 }
@@ -42,8 +46,9 @@ int cmd_generate(int argc, char **argv)
         {"count", required_argument, NULL, 'n'}, {"format", required_argument, NULL, 'f'},
         {"rate", required_argument, NULL, 'r'},  {"seed", required_argument, NULL, 's'},
         {"start", required_argument, NULL, 'S'}, {"malformed-ratio", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    lp_gen_opts opts = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0};
+        {"realistic", no_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    lp_gen_opts opts = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0, 0};
     uint64_t count = 10, rate = 0;
     int have_seed = 0, c, fmt;
     while ((c = getopt_long(argc, argv, "n:f:r:s:h", longopts, NULL)) != -1) {
@@ -53,10 +58,10 @@ int cmd_generate(int argc, char **argv)
         case 's': if (cli_parse_u64("generate", "--seed", optarg, 0, UINT64_MAX, &opts.seed)) return LP_EXIT_USAGE; have_seed = 1; break;
         case 'S': if (cli_parse_time("generate", "--start", optarg, &opts.start)) return LP_EXIT_USAGE; break;
         case 'm': if (cli_parse_double("generate", "--malformed-ratio", optarg, 0, 1, &opts.malformed_ratio)) return LP_EXIT_USAGE; break;
+        case 'R': opts.realistic = 1; break;
         case 'f':
-            fmt = lp_format_from_name(optarg);
-            if (fmt != LP_FORMAT_SEED && fmt != LP_FORMAT_COMBINED && fmt != LP_FORMAT_COMMON)
-                return cli_usage_error("generate", "--format: \"%s\" is not one of seed, combined, common", optarg);
+            if ((fmt = lp_gen_format_from_name(optarg)) < 0)
+                return cli_usage_error("generate", "--format: \"%s\" is not one of " LP_GEN_FORMAT_NAMES, optarg);
             opts.format = (lp_format)fmt;
             break;
         case 'h': usage(stdout); return 0;

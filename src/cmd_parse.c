@@ -29,7 +29,8 @@ static void usage(FILE *out)
             "document per accepted line (NDJSON). Rejected lines are written as JSON\n"
             "objects {\"reason\", \"line_number\", \"line\"} to --rejects and counted.\n\n"
             "options:\n"
-            "  -f, --format FMT     auto (default: recognise each line), seed, combined, common\n"
+            "  -f, --format FMT     auto (default: recognise each line), seed, combined, common,\n"
+            "                       vhost_combined\n"
             "  -z, --timezone TZ    zone of the seed format's zone-less times: UTC (default),\n"
             "                       an offset such as +05:30, or a name such as Europe/Paris\n"
             "  -r, --rejects FILE   where rejected lines go (default: stderr)\n"
@@ -71,7 +72,7 @@ int cmd_parse(int argc, char **argv)
         switch (c) {
         case 'f':
             if ((fmt = lp_format_from_name(optarg)) < 0)
-                return cli_usage_error("parse", "--format: \"%s\" is not one of auto, seed, combined, common", optarg);
+                return cli_usage_error("parse", "--format: \"%s\" is not one of " LP_FORMAT_NAMES, optarg);
             opts.format = (lp_format)fmt;
             break;
         case 'z': opts.timezone = optarg; break;

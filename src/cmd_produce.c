@@ -20,6 +20,7 @@
 #include "generate/generate.h"
 #include "generate/pace.h"
 #include "kafka/kafka.h"
+#include "tls/tls.h"
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
@@ -52,10 +53,13 @@ static void usage(FILE *out)
             "  -t, --topic TOPIC        topic to write to (required)\n"
             "  -i, --input FILE|-       read lines from FILE or stdin instead of generating\n"
             "  -n, --count N            generate N lines (default 1000 when no --input)\n"
-            "  -f, --format FMT         generated format: seed (default), combined, common\n"
+            "  -f, --format FMT         generated format: seed (default), combined, common,\n"
+            "                           vhost_combined\n"
             "  -r, --rate N             messages per second (default 0 = as fast as possible)\n"
             "  -s, --seed S             generator seed; --start TIME first timestamp\n"
             "      --malformed-ratio R  share of broken generated lines, 0..1 (default 0)\n"
+            "      --realistic          also generate what a public server logs besides requests\n"
+            "                           (timeouts, TLS and other probes: ~1.35%%; docs/schema.md)\n"
             "  -k, --key ip|none        message key: the client IP (per-client order) or none (default)\n"
             "  -z, --compression C      zstd (default), lz4, gzip, snappy, none\n"
             "      --linger-ms MS       batching delay (default 20)\n"
@@ -65,10 +69,13 @@ static void usage(FILE *out)
             "      --secrets REF        a JSON object of connection settings (the seed's keys:\n"
             "                           kafka_bootstrap_server, kafka_username, kafka_secret;\n"
             "                           docs/secrets.md). REF is env://NAME, file:///path (mode 0600)\n"
-            "                           or aws-sm://SECRET[?region=R]; --brokers and -X values may be\n"
-            "                           references too, e.g. -X sasl.password=aws-sm://S#kafka_secret\n"
-            "  -X key=value             any librdkafka property (repeatable; wins over the above)\n"
-            "                           (a SASL password is read from LOGPIPE_KAFKA_PASSWORD)\n"
+            "                           or aws-sm://SECRET[?region=R]; --brokers and the -X credential\n"
+            "                           properties may be references too, e.g.\n"
+            "                           -X sasl.password=aws-sm://S#kafka_secret\n"
+            "  -X key=value             any librdkafka property (repeatable; wins over the above).\n"
+            "                           Secrets (sasl.password, ssl.key.password, ssl.key.pem, ...)\n"
+            "                           only by reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
+            "  -v, --verbose            say which CA certificates TLS trusts (the system's store)\n"
             "  -h, --help               this help\n\n"
             "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
             "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n");
@@ -115,11 +122,24 @@ static int next_line(source *s, lp_buf *line)
     return 1;
 }
 
-/* The client address is the first space-delimited token of every format. */
-static size_t key_length(const lp_buf *line)
+/* The client address: the first space-delimited token, or the second when
+ * four tokens come before the [time] (vhost_combined's "%v:%p" leads). */
+static const char *key_slice(const lp_buf *line, size_t *len)
 {
-    const char *sp = memchr(line->data, ' ', line->len);
-    return sp ? (size_t)(sp - line->data) : line->len;
+    const char *p = line->data, *end = line->data + line->len, *sp[4];
+    for (int i = 0; i < 4; i++) {
+        sp[i] = memchr(p, ' ', (size_t)(end - p));
+        if (!sp[i])
+            break;
+        if (i == 3 && sp[i] + 1 < end && sp[i][1] == '[') {
+            *len = (size_t)(sp[1] - sp[0] - 1);
+            return sp[0] + 1;
+        }
+        p = sp[i] + 1;
+    }
+    const char *first = memchr(line->data, ' ', line->len);
+    *len = first ? (size_t)(first - line->data) : line->len;
+    return line->data;
 }
 
 static int parse_args(int argc, char **argv, produce_opts *o)
@@ -130,15 +150,16 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         {"format", required_argument, NULL, 'f'},   {"rate", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},     {"start", required_argument, NULL, 'S'},
         {"malformed-ratio", required_argument, NULL, 'm'}, {"key", required_argument, NULL, 'k'},
+        {"realistic", no_argument, NULL, 'R'},
         {"compression", required_argument, NULL, 'z'}, {"linger-ms", required_argument, NULL, 'L'},
         {"batch-size", required_argument, NULL, 'B'}, {"connect-timeout", required_argument, NULL, 'T'},
         {"summary", required_argument, NULL, 'J'},  {"secrets", required_argument, NULL, 'E'},
-        {"help", no_argument, NULL, 'h'},
+        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     lp_error err;
     int c, fmt;
     const char *cmd = "produce";
-    while ((c = getopt_long(argc, argv, "b:t:i:n:f:r:s:k:z:X:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:t:i:n:f:r:s:k:z:X:vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'b': o->conn.brokers = optarg; break;
         case 'E': o->conn.secrets = optarg; break;
@@ -149,13 +170,13 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         case 's': if (cli_parse_u64(cmd, "--seed", optarg, 0, UINT64_MAX, &o->gen.seed)) return -1; break;
         case 'S': if (cli_parse_time(cmd, "--start", optarg, &o->gen.start)) return -1; break;
         case 'm': if (cli_parse_double(cmd, "--malformed-ratio", optarg, 0, 1, &o->gen.malformed_ratio)) return -1; break;
+        case 'R': o->gen.realistic = 1; break;
         case 'L': if (cli_parse_u64(cmd, "--linger-ms", optarg, 0, 900000, &o->linger_ms)) return -1; break;
         case 'B': if (cli_parse_u64(cmd, "--batch-size", optarg, 1, 2147483647, &o->batch_size)) return -1; break;
         case 'T': if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &o->connect_timeout)) return -1; break;
         case 'f':
-            fmt = lp_format_from_name(optarg);
-            if (fmt != LP_FORMAT_SEED && fmt != LP_FORMAT_COMBINED && fmt != LP_FORMAT_COMMON)
-                return cli_usage_error(cmd, "--format: \"%s\" is not one of seed, combined, common", optarg), -1;
+            if ((fmt = lp_gen_format_from_name(optarg)) < 0)
+                return cli_usage_error(cmd, "--format: \"%s\" is not one of " LP_GEN_FORMAT_NAMES, optarg), -1;
             o->gen.format = (lp_format)fmt;
             break;
         case 'k':
@@ -175,9 +196,10 @@ static int parse_args(int argc, char **argv, produce_opts *o)
             o->summary = optarg;
             break;
         case 'X':
-            if (lp_kafka_props_add(&o->user_props, optarg, &err))
+            if (cli_add_property(&o->user_props, optarg, &err))
                 return cli_report(cmd, &err), -1;
             break;
+        case 'v': lp_tls_set_verbose(1); break;
         case 'h': usage(stdout); exit(0);
         default: cli_bad_option(cmd, argv); return -1;
         }
@@ -243,7 +265,7 @@ int cmd_produce(int argc, char **argv)
 {
     produce_opts o = {.compression = "zstd", .count = 1000, .linger_ms = 20, .batch_size = 1000000,
                       .connect_timeout = 10,
-                      .gen = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0}};
+                      .gen = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0, 0}};
     o.gen.seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
     cli_kafka_password(&o.user_props);
     int rc = parse_args(argc, argv, &o);
@@ -285,8 +307,9 @@ int cmd_produce(int argc, char **argv)
             continue;
         }
         lp_pace_wait(&pace, c.sent);
-        size_t klen = o.key_ip ? key_length(&line) : 0;
-        if (lp_producer_send(p, o.topic, RD_KAFKA_PARTITION_UA, klen ? line.data : NULL, klen,
+        size_t klen = 0;
+        const char *key = o.key_ip ? key_slice(&line, &klen) : NULL;
+        if (lp_producer_send(p, o.topic, RD_KAFKA_PARTITION_UA, klen ? key : NULL, klen,
                              line.data, line.len, NULL, NULL, &err)) {
             fprintf(stderr, "logpipe produce: %s\n", err.msg);
             c.failed++;

@@ -5,6 +5,8 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -32,8 +34,20 @@ static void usage(FILE *out)
                  "3 Kafka error, 4 Elasticsearch error, 5 partial failure.\n");
 }
 
+/* The process holds the SASL password, the Elasticsearch API key and AWS
+ * credentials in memory: no core file may write them to disk, and no other
+ * process of the same user may ptrace it or read its /proc/<pid>/mem or
+ * environ (non-dumpable: those files become root's). */
+static void protect_memory(void)
+{
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    const struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+}
+
 int main(int argc, char **argv)
 {
+    protect_memory();
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -42,6 +42,7 @@ ES_SECURE_PORT=9201
 ES_GATEWAY_PORT=9202
 AIRFLOW_PORT=${LOGPIPE_AIRFLOW_PORT:-8080}
 AWS_PORT=5000
+AWS_TLS_PORT=5443
 AWS_HOME=$STACK_DIR/aws
 AIRFLOW_HOME=$STACK_DIR/airflow
 AIRFLOW=$ROOT/stack/airflow.sh
@@ -96,6 +97,7 @@ aws_ready() {
     "$ROOT/.venv/bin/python" -c 'import boto3; boto3.client("secretsmanager").get_secret_value(SecretId="logpipe/local")' \
     >/dev/null 2>&1
 }
+aws_tls_ready() { curl -fsS -m 3 --cacert "$TLS_DIR/ca.pem" "https://127.0.0.1:$AWS_TLS_PORT/moto-api/" >/dev/null 2>&1; }
 aws_answers() { curl -fsS -m 3 "http://127.0.0.1:$AWS_PORT/moto-api/" >/dev/null 2>&1; }
 
 # wait_for NAME CHECK LOGFILE PIDFILE: polls CHECK until it succeeds, the
@@ -461,6 +463,49 @@ es_gateway_ready() {
     grep -Eq '"status":"(green|yellow)"'
 }
 
+# What both nginx servers share (the API-key gateway, the TLS front of the
+# local AWS): the master (root) reads keys and config, the workers (nobody)
+# only buffer request bodies in DIR/tmp.
+nginx_prepare() {
+  mkdir -p "$1/tmp" && chmod 711 "$1" && chown nobody:nogroup "$1/tmp" && chmod 700 "$1/tmp"
+}
+
+# The top of nginx.conf for DIR: nginx in the foreground, its pid and log there.
+nginx_conf_head() {
+  local d=$1
+  cat <<CONF
+user nobody nogroup;
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events {}
+CONF
+}
+
+# The temp folders and TLS key of an nginx `http` block, in DIR.
+nginx_http_common() {
+  cat <<CONF
+  access_log off;
+  client_max_body_size 256m;
+  client_body_temp_path $1/tmp/body;
+  proxy_temp_path $1/tmp/proxy;
+  fastcgi_temp_path $1/tmp/fastcgi;
+  uwsgi_temp_path $1/tmp/uwsgi;
+  scgi_temp_path $1/tmp/scgi;
+  ssl_certificate $TLS_DIR/server.pem;
+  ssl_certificate_key $TLS_DIR/server.key;
+CONF
+}
+
+# run_nginx NAME DIR CHECK: starts nginx on DIR/nginx.conf, waits for CHECK.
+run_nginx() {
+  log "starting $1 (nginx; log: $2/error.log)"
+  setsid nohup nginx -c "$2/nginx.conf" -p "$2" >"$2/stdout.log" 2>&1 </dev/null &
+  echo $! >"$2/launcher.pid"
+  wait_for "$1" "$3" "$2/error.log" "$2/launcher.pid"
+}
+
 start_es_gateway() {
   if es_gateway_ready; then
     log "API-key gateway already answers on 127.0.0.1:$ES_GATEWAY_PORT: reusing it"
@@ -469,31 +514,16 @@ start_es_gateway() {
   command -v nginx >/dev/null || die "nginx is missing: run stack/deps.sh"
   local d=$STACK_DIR/nginx basic
   stop_pidfile "API-key gateway" "$d/launcher.pid"
-  # The master (root) reads the key and config; the workers (nobody) only
-  # buffer request bodies in tmp/.
-  mkdir -p "$d/tmp" && chmod 711 "$d" && chown nobody:nogroup "$d/tmp" && chmod 700 "$d/tmp"
   (umask 077; printf '%s' "$(openssl rand -hex 12):$(openssl rand -hex 20)" | base64 -w0 >"$TLS_DIR/es-api-key")
   basic=$(printf 'logpipe:%s' "$(cat "$TLS_DIR/es-logpipe.pass")" | base64 -w0)
-  (umask 077; cat >"$d/nginx.conf" <<CONF
-# Written by stack/stack.sh: checks the API key, forwards to the secured node.
-user nobody nogroup;
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events {}
+  nginx_prepare "$d"
+  (umask 077; { echo "# Written by stack/stack.sh: checks the API key, forwards to the secured node."
+    nginx_conf_head "$d"
+    cat <<CONF
 http {
-  access_log off;
-  client_max_body_size 256m;
-  client_body_temp_path $d/tmp/body;
-  proxy_temp_path $d/tmp/proxy;
-  fastcgi_temp_path $d/tmp/fastcgi;
-  uwsgi_temp_path $d/tmp/uwsgi;
-  scgi_temp_path $d/tmp/scgi;
+$(nginx_http_common "$d")
   server {
     listen 127.0.0.1:$ES_GATEWAY_PORT ssl;
-    ssl_certificate $TLS_DIR/server.pem;
-    ssl_certificate_key $TLS_DIR/server.key;
     location / {
       if (\$http_authorization != "ApiKey $(cat "$TLS_DIR/es-api-key")") {
         add_header Content-Type application/json always;
@@ -511,11 +541,8 @@ http {
   }
 }
 CONF
-  )
-  log "starting the API-key gateway (nginx) on 127.0.0.1:$ES_GATEWAY_PORT (log: $d/error.log)"
-  setsid nohup nginx -c "$d/nginx.conf" -p "$d" >"$d/stdout.log" 2>&1 </dev/null &
-  echo $! >"$d/launcher.pid"
-  wait_for "API-key gateway" es_gateway_ready "$d/error.log" "$d/launcher.pid"
+  } >"$d/nginx.conf")
+  run_nginx "the API-key gateway on 127.0.0.1:$ES_GATEWAY_PORT" "$d" es_gateway_ready
 }
 
 start_es_secure() {
@@ -600,6 +627,40 @@ start_aws() {
   log "local AWS seeded: secrets logpipe/local and logpipe/local-secure, bucket logpipe-mwaa-local; credentials in $AWS_HOME/credentials (profile logpipe-local)"
 }
 
+# The local AWS over https, as AWS's own endpoints are: nginx with the test
+# CA's certificate on 127.0.0.1:$AWS_TLS_PORT in front of moto. Clients that
+# trust the test CA (the bundle tests put it in a system trust store) reach
+# Secrets Manager the way they reach it on AWS. The Host header is passed
+# as the client sent it: SigV4 signs it, and moto checks the signature.
+start_aws_tls() {
+  if aws_tls_ready; then
+    log "the local AWS's TLS front already answers on 127.0.0.1:$AWS_TLS_PORT: reusing it"
+    return
+  fi
+  command -v nginx >/dev/null || die "nginx is missing: run stack/deps.sh"
+  local d=$STACK_DIR/nginx-aws
+  stop_pidfile "the local AWS's TLS front" "$d/launcher.pid"
+  nginx_prepare "$d"
+  { echo "# Written by stack/stack.sh: https in front of the local AWS (moto)."
+    nginx_conf_head "$d"
+    cat <<CONF
+http {
+$(nginx_http_common "$d")
+  server {
+    listen 127.0.0.1:$AWS_TLS_PORT ssl;
+    location / {
+      proxy_pass http://127.0.0.1:$AWS_PORT;
+      proxy_set_header Host \$http_host;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+  } >"$d/nginx.conf"
+  run_nginx "the local AWS's TLS front on 127.0.0.1:$AWS_TLS_PORT" "$d" aws_tls_ready
+}
+
 stop_pidfile() {
   local name=$1 pidfile=$2 pid
   [ -f "$pidfile" ] || return 0
@@ -621,6 +682,7 @@ cmd_up() {
   start_es
   start_es_secure
   start_aws
+  start_aws_tls
   seed_secure_secret
   start_airflow
 }
@@ -669,6 +731,11 @@ cmd_status() {
   else
     echo "aws            down  http://127.0.0.1:$AWS_PORT"; rc=1
   fi
+  if aws_tls_ready; then
+    echo "aws-tls        up    https://127.0.0.1:$AWS_TLS_PORT  nginx in front of moto  CA $TLS_DIR/ca.pem"
+  else
+    echo "aws-tls        down  https://127.0.0.1:$AWS_TLS_PORT"; rc=1
+  fi
   if airflow_ready; then
     echo "airflow        up    http://127.0.0.1:$AIRFLOW_PORT  version $("$ROOT/.venv-airflow/bin/python" -c 'import airflow; print(airflow.__version__)')  home $AIRFLOW_HOME"
   else
@@ -683,7 +750,8 @@ stop_one() {
     kafka-scram) stop_pidfile "Kafka (SCRAM)" "$KAFKA_SCRAM_HOME/kafka.pid" ;;
     es) stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
         if [ -f "$ES_HOME/es.pid" ]; then stop_pidfile Elasticsearch "$ES_HOME/es.pid"; fi ;;
-    aws) stop_pidfile "local AWS" "$AWS_HOME/moto.pid" ;;
+    aws) stop_pidfile "the local AWS's TLS front" "$STACK_DIR/nginx-aws/launcher.pid"
+         stop_pidfile "local AWS" "$AWS_HOME/moto.pid" ;;
     es-secure) stop_pidfile "API-key gateway" "$STACK_DIR/nginx/launcher.pid"
                stop_pidfile "secured Elasticsearch" "$STACK_DIR/es-secure-launcher.pid"
                if [ -f "$ES_SECURE_HOME/es.pid" ]; then stop_pidfile "secured Elasticsearch" "$ES_SECURE_HOME/es.pid"; fi ;;

@@ -26,9 +26,13 @@ typedef struct lp_aws_creds {
     char source[96];     /* where they came from, for messages: "environment", "container" ... */
 } lp_aws_creds;
 
-/* The standard provider chain, in the order every AWS SDK uses: environment
- * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); the shared
- * credentials and config files with AWS_PROFILE; container credentials
+/* The standard provider chain, in the order the AWS SDKs use: environment
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); web identity
+ * (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: STS AssumeRoleWithWebIdentity,
+ * as on EKS); the shared credentials and config files with AWS_PROFILE (keys,
+ * or role_arn with source_profile, credential_source or
+ * web_identity_token_file: STS AssumeRole; credential_process and SSO
+ * profiles are refused naming the profile); container credentials
  * (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI, with
  * AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]): how MWAA tasks get the execution
  * role; then EC2 instance metadata (IMDSv2) unless AWS_EC2_METADATA_DISABLED.
@@ -39,6 +43,10 @@ void lp_aws_creds_wipe(lp_aws_creds *c);
 /* The region: AWS_REGION, AWS_DEFAULT_REGION, then the profile's `region` in
  * the config file. Returns 0 and fills out (size n), or -1 when none is set. */
 int lp_aws_region(char *out, size_t n);
+
+/* 1 when r has AWS's region syntax (us-east-1, us-gov-west-1, cn-north-1):
+ * the region becomes part of a host name, so nothing else is accepted. */
+int lp_aws_region_valid(const char *r);
 
 /* One header of a request to sign. */
 typedef struct lp_aws_header {

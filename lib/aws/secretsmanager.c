@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aws/http_internal.h"
 #include "core/json.h"
@@ -48,28 +47,6 @@ void lp_aws_json_wiping_end(json_malloc_t saved_m, json_free_t saved_f)
 }
 
 /* ---- the request --------------------------------------------------------------- */
-
-static void endpoint(const char *region, char *url, size_t n)
-{
-    const char *e = getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER");
-    if (!e || !*e)
-        e = getenv("AWS_ENDPOINT_URL");
-    if (e && *e)
-        snprintf(url, n, "%s", e);
-    else
-        snprintf(url, n, "https://secretsmanager.%s.amazonaws.com", region);
-    size_t l = strlen(url);
-    while (l && url[l - 1] == '/')
-        url[--l] = 0;
-}
-
-/* "http://host:port/x" -> "host:port" */
-static void host_of(const char *url, char *out, size_t n)
-{
-    const char *h = strstr(url, "://");
-    h = h ? h + 3 : url;
-    snprintf(out, n, "%.*s", (int)strcspn(h, "/"), h);
-}
 
 /* An ARN names its region: arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME */
 static int region_from_arn(const char *id, char *out, size_t n)
@@ -115,55 +92,39 @@ static int aws_error(const char *secret_id, const char *region, long status, lp_
 
 int lp_aws_get_secret(const char *secret_id, const char *region_arg, lp_buf *value, lp_error *e)
 {
-    char region[64], url[1024], host[512], amz_date[17], err[256];
+    char region[64], err[768];
+    lp_aws_url url;
     if (region_arg && *region_arg)
         snprintf(region, sizeof region, "%s", region_arg);
     else if (region_from_arn(secret_id, region, sizeof region) && lp_aws_region(region, sizeof region))
         return lp_fail(e, LP_EXIT_USAGE, "AWS Secrets Manager: no region for secret \"%s\": set AWS_REGION "
                        "(or AWS_DEFAULT_REGION, a profile's region, or ?region= in the reference)", secret_id);
+    /* The region becomes the endpoint's host name: "evil.example/" would
+     * send the signed request, session token included, elsewhere. */
+    if (!lp_aws_region_valid(region))
+        return lp_fail(e, LP_EXIT_USAGE, "AWS Secrets Manager: secret \"%s\": \"%.64s\" is not an AWS region "
+                       "(such as eu-west-1)", secret_id, region);
+    if (lp_aws_endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER", "secretsmanager", region, &url, e))
+        return -1;
     lp_aws_creds creds;
     lp_error ce;
     if (lp_aws_creds_load(&creds, &ce))
         return lp_fail(e, ce.code, "AWS Secrets Manager: secret \"%s\" in region %s: %s", secret_id, region, ce.msg);
-    endpoint(region, url, sizeof url);
-    host_of(url, host, sizeof host);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm);
-
-    lp_buf body = LP_BUF_INIT, authz = LP_BUF_INIT, resp = LP_BUF_INIT;
+    lp_buf body = LP_BUF_INIT, resp = LP_BUF_INIT;
     lp_buf_puts_lit(&body, "{\"SecretId\":");
     lp_json_str(&body, secret_id, strlen(secret_id));
     lp_buf_putc(&body, '}');
-    lp_aws_header h[5] = {{"Content-Type", "application/x-amz-json-1.1"},
-                          {"Host", host},
-                          {"X-Amz-Date", amz_date},
-                          {"X-Amz-Target", "secretsmanager.GetSecretValue"},
-                          {"X-Amz-Security-Token", creds.session_token}};
-    size_t nh = creds.session_token ? 5 : 4;
-    lp_sigv4_request r = {"POST", "/", "", h, nh, body.data, body.len, region, "secretsmanager", amz_date};
-    lp_sigv4_authorization(&r, &creds, &authz);
-
-    lp_buf lines[6] = {LP_BUF_INIT, LP_BUF_INIT, LP_BUF_INIT, LP_BUF_INIT, LP_BUF_INIT, LP_BUF_INIT};
-    const char *hdrs[6];
-    for (size_t i = 0; i < nh; i++) {
-        lp_buf_printf(&lines[i], "%s: %s", h[i].name, h[i].value);
-        hdrs[i] = lp_buf_cstr(&lines[i]);
-    }
-    lp_buf_printf(&lines[nh], "Authorization: %s", lp_buf_cstr(&authz));
-    hdrs[nh] = lp_buf_cstr(&lines[nh]);
-    long status = lp_aws_http("POST", url, hdrs, nh + 1, lp_buf_cstr(&body), 15000, &resp, err, sizeof err);
-    for (size_t i = 0; i <= nh; i++)
-        lp_buf_wipe(&lines[i]);
-    lp_buf_wipe(&authz);
+    long status = lp_aws_post(&url, region, "secretsmanager", "application/x-amz-json-1.1",
+                              "secretsmanager.GetSecretValue", lp_buf_cstr(&body), &creds, &resp, err, sizeof err);
     lp_aws_creds_wipe(&creds);
     lp_buf_free(&body);
 
     int rc = -1;
-    if (status < 0) {
+    if (status == LP_AWS_HTTP_NO_TRUST) {
+        lp_fail(e, LP_EXIT_USAGE, "AWS Secrets Manager: secret \"%s\": %s", secret_id, err);
+    } else if (status < 0) {
         lp_fail(e, LP_EXIT_USAGE, "AWS Secrets Manager: secret \"%s\" in region %s: %s is unreachable: %s", secret_id,
-                region, url, err);
+                region, url.url, err);
     } else if (status != 200) {
         aws_error(secret_id, region, status, &resp, e);
     } else {

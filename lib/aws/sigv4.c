@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "aws/aws.h"
+#include "tls/tls.h"
 
 #define SHA256_LEN 32
 
@@ -93,6 +94,7 @@ static void append_trimmed(lp_buf *out, const char *v)
 
 void lp_sigv4_authorization(const lp_sigv4_request *r, const lp_aws_creds *c, lp_buf *out)
 {
+    lp_tls_init(); /* the first use of OpenSSL in a run: its configuration is fixed first */
     hdr *h = lp_xcalloc(r->nheaders, sizeof *h);
     for (size_t i = 0; i < r->nheaders; i++) {
         h[i].name = lp_xstrdup(r->headers[i].name);

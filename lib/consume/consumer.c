@@ -51,6 +51,7 @@ typedef struct held {
     int32_t partition;
     size_t at, key_len, len;
     int has_key;
+    int revoked; /* its partition was revoked while the batch was in flight (let_go) */
 } held;
 
 typedef struct batch {
@@ -61,6 +62,7 @@ typedef struct batch {
     size_t rejected_bytes; /* raw bytes of messages that did not parse: in no bulk body, yet held */
     uint32_t *item_msg; /* bulk item -> index in msgs */
     size_t nmsgs, cap;
+    size_t nrevoked; /* messages of msgs whose partition was revoked */
     reject *rejects;
     size_t nrejects, rejects_cap;
     lp_buf reasons;
@@ -85,8 +87,18 @@ typedef struct consumer {
      * belong to the next transaction) and an abort first retries the commit. */
     int committing;
     uint64_t txn_dead_letters; /* written in the open transaction: counted when it commits */
+    /* Messages this run still stands behind: covered by committed
+     * transactions, by the open one, or in a batch. --max-messages counts
+     * these, so messages read again after an aborted transaction, or left to
+     * a partition's new owner, are not counted twice (recount). */
+    uint64_t taken, committed_msgs, txn_msgs;
     int rewinding;             /* completed batches are dropped, not committed (rewind) */
     int redo;                  /* the final commit was aborted: read again from the last commit */
+    /* Reading again after an aborted final commit: up to the number of
+     * messages the run had taken (redo_goal), within --drain-timeout of the
+     * first abort (redo_until_ms); 0 when not reading again. */
+    uint64_t redo_goal;
+    int64_t redo_until_ms, started_ms;
     /* The dead-letter producer hit a fatal error (fenced: the coordinator
      * aborted its transaction while the broker was away). librdkafka allows
      * nothing more on it, so a new one takes over (renew_dlq); renewals
@@ -180,7 +192,7 @@ static void store_offset(void *ctx, const char *topic, int32_t partition, int64_
 
 static void release(batch *b)
 {
-    b->nmsgs = 0;
+    b->nmsgs = b->nrevoked = 0;
     lp_buf_reset(&b->raw);
     b->rejected_bytes = 0;
     b->nrejects = 0;
@@ -287,7 +299,7 @@ static int dead_letter_batch(consumer *c, batch *b)
             }
             c->res->dlq_failed++;
             c->txn_broken = 1; /* part of this batch's dead letters are in the transaction */
-            char msg[600];
+            char msg[sizeof err.msg + 64];
             snprintf(msg, sizeof msg, "dead-letter write failed: %s", err.msg);
             set_fatal(c, LP_EXIT_PARTIAL, msg);
             return -1;
@@ -316,6 +328,7 @@ static void complete_in_order(consumer *c)
             return;
         if (dead_letter_batch(c, head))
             return;
+        c->txn_msgs += head->nmsgs - head->nrevoked;
         lp_offsets_batch_done(c->offsets, head->seq);
         lp_offsets_take_advanced(c->offsets, store_offset, c);
         release(head);
@@ -334,7 +347,7 @@ static void on_bulk_done(void *ctx, lp_bulk *bulk, void *opaque)
         const char *reason;
         if (lp_bulk_item_state(bulk, i, &status, &reason) == LP_ITEM_OK) {
             c->res->indexed++;
-        } else {
+        } else if (!b->msgs[b->item_msg[i]].revoked) { /* else its new owner dead-letters it */
             c->res->refused++;
             note_reject(b, b->item_msg[i], "index", reason);
         }
@@ -420,7 +433,7 @@ static size_t hold(batch *b, const rd_kafka_message_t *m, const char *topic)
         b->item_msg = lp_xrealloc(b->item_msg, b->cap * sizeof *b->item_msg);
     }
     held *h = &b->msgs[b->nmsgs];
-    *h = (held){topic, m->offset, m->partition, b->raw.len, m->key ? m->key_len : 0, m->len, m->key != NULL};
+    *h = (held){topic, m->offset, m->partition, b->raw.len, m->key ? m->key_len : 0, m->len, m->key != NULL, 0};
     if (m->key_len)
         lp_buf_append(&b->raw, m->key, m->key_len);
     if (m->len)
@@ -435,6 +448,7 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
     size_t mi = hold(b, m, topic);
     lp_offsets_track(c->offsets, topic, m->partition, m->offset, b->seq);
     c->res->consumed++;
+    c->taken++;
 
     /* _id from the message's coordinates: a replay overwrites. */
     lp_buf_reset(&c->id);
@@ -555,6 +569,8 @@ static int try_commit(consumer *c)
     c->renewals = c->doomed_in_a_row = 0;
     c->res->dead_lettered += c->txn_dead_letters;
     c->txn_dead_letters = 0;
+    c->committed_msgs += c->txn_msgs;
+    c->txn_msgs = 0;
     for (int i = 0; i < c->pending->cnt; i++)
         lp_offsets_set(c->stored, c->pending->elems[i].topic, c->pending->elems[i].partition,
                        c->pending->elems[i].offset);
@@ -579,7 +595,7 @@ static void discard_txn(consumer *c)
     }
     if (rc == 0 && !c->txn_open)
         return;
-    c->txn_dead_letters = 0;
+    c->txn_dead_letters = c->txn_msgs = 0;
     c->committing = 0;
     if (c->txn_open && !c->dlq_fenced) {
         rd_kafka_error_t *err = rd_kafka_abort_transaction(lp_producer_handle(c->dlq), 30000);
@@ -589,6 +605,61 @@ static void discard_txn(consumer *c)
     }
     rd_kafka_topic_partition_list_destroy(c->pending);
     c->pending = rd_kafka_topic_partition_list_new(8);
+}
+
+/* Messages this run still stands behind, after some were given up (an
+ * aborted transaction, a revocation): committed, in the open transaction,
+ * or in a batch for a partition still ours. */
+static void recount(consumer *c)
+{
+    c->taken = c->committed_msgs + c->txn_msgs;
+    for (size_t i = 0; i < c->nbatches; i++)
+        if (c->batches[i].in_use)
+            c->taken += c->batches[i].nmsgs - c->batches[i].nrevoked;
+}
+
+/* Marks batch b's messages of the revoked partitions as no longer ours and
+ * drops their dead letters (rejects noted so far; on_bulk_done notes no
+ * more for them). */
+static void disown(batch *b, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        held *m = &b->msgs[i];
+        if (!m->revoked && rd_kafka_topic_partition_list_find(parts, m->topic, m->partition)) {
+            m->revoked = 1;
+            b->nrevoked++;
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < b->nrejects; i++)
+        if (!b->msgs[b->rejects[i].msg].revoked)
+            b->rejects[kept++] = b->rejects[i];
+    b->nrejects = kept;
+}
+
+/* The partitions are revoked, and whatever the revocation could not
+ * commit (the drain timed out, or the commit failed) is their new owner's
+ * to read again from the committed offsets, possibly this member's after
+ * the next assignment. So nothing of theirs may be dead-lettered or
+ * committed by this member later: batches still in flight finish (their
+ * documents are good, and the re-read overwrites them by _id), but without
+ * the revoked partitions' dead letters or offsets. */
+static void let_go(consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < c->nbatches; i++)
+        if (c->batches[i].in_use) {
+            size_t before = c->batches[i].nrevoked;
+            disown(&c->batches[i], parts);
+            dropped += c->batches[i].nrevoked - before;
+        }
+    for (int i = 0; i < parts->cnt; i++) {
+        lp_offsets_forget(c->offsets, parts->elems[i].topic, parts->elems[i].partition);
+        rd_kafka_topic_partition_list_del(c->pending, parts->elems[i].topic, parts->elems[i].partition);
+    }
+    recount(c);
+    if (dropped && c->o->verbose)
+        logf_(c, "%zu message(s) still in flight were left to the revoked partitions' new owner", dropped);
 }
 
 /* ---- caught up: every assigned partition has reported its end ---------------- */
@@ -648,10 +719,12 @@ static void rewind_to_committed(consumer *c)
     for (size_t i = 0; i < c->nbatches; i++)
         if (c->batches[i].in_use)
             release(&c->batches[i]);
+    recount(c);
     c->open = take_free_batch(c);
     c->last_activity_ms = now_ms();
     if (!c->assigned)
         return;
+    track_assignment(c, c->assigned); /* the re-read messages come before the ends again */
     rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(c->assigned);
     /* The group coordinator may be moving or loading right after a broker
      * came back (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS): those pass. */
@@ -758,12 +831,20 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
     }
     int64_t deadline = now_ms() + (at == COMMIT_PERIODIC ? 0 : (int64_t)c->o->drain_timeout_s * 1000 + 30000);
     int rc;
-    while ((rc = try_commit(c)) == 1 && now_ms() < deadline && stop_signals < 2)
-        usleep(500 * 1000);
-    if (rc == 0) {
+    for (;;) {
+        while ((rc = try_commit(c)) == 1 && now_ms() < deadline && stop_signals < 2)
+            usleep(500 * 1000);
+        if (rc != 0)
+            break;
         c->commit_failing_since = 0;
         complete_in_order(c); /* batches that waited for a commit in progress */
-    } else if (rc == 1 && at == COMMIT_PERIODIC && !c->commit_failing_since) {
+        /* At a revocation or the stop, what those batches completed is
+         * committed now, while the partitions are still this member's. */
+        if (at == COMMIT_PERIODIC || c->dlq_fenced || c->txn_doomed || c->txn_broken ||
+            (!c->txn_open && c->pending->cnt == 0))
+            break;
+    }
+    if (rc == 1 && at == COMMIT_PERIODIC && !c->commit_failing_since) {
         c->commit_failing_since = now_ms();
     } else if (rc == 1 && at == COMMIT_PERIODIC && now_ms() - c->commit_failing_since > TXN_STUCK_MS) {
         /* Seen after a broker restart: AddOffsetsToTxn timing out on every
@@ -774,7 +855,8 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
         c->dlq_fenced = 1;
         c->commit_failing_since = 0;
     }
-    if (rc == 2 || c->dlq_fenced) {
+    if (rc == 2 || c->dlq_fenced || (at != COMMIT_PERIODIC && c->txn_doomed)) {
+        c->txn_doomed = c->txn_doomed && at == COMMIT_PERIODIC;
         discard_txn(c);
         after_abort(c, at);
     } else if (rc == 1 && at == COMMIT_REVOKE) {
@@ -789,6 +871,20 @@ static void commit_txn(consumer *c, commit_point at, int assignment_lost)
         renew_dlq(c);
 }
 
+/* rd_kafka_assign failed: with the assignment not applied, consumption
+ * would stall (a failed assign) or go on reading revoked partitions (a
+ * failed unassign), so the run stops; what it had not committed is read
+ * again by the partitions' next owner. */
+static int assign_failed(consumer *c, rd_kafka_resp_err_t err, const char *what)
+{
+    if (!err)
+        return 0;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s failed: %s", what, rd_kafka_err2str(err));
+    set_fatal(c, LP_EXIT_KAFKA, msg);
+    return 1;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
 {
@@ -797,7 +893,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (c->o->verbose)
             logf_(c, "assigned %d partition(s)", parts->cnt);
-        rd_kafka_assign(rk, parts);
+        if (assign_failed(c, rd_kafka_assign(rk, parts), "taking the assigned partitions"))
+            return;
         if (c->assigned)
             rd_kafka_topic_partition_list_destroy(c->assigned);
         c->assigned = rd_kafka_topic_partition_list_copy(parts);
@@ -810,8 +907,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         logf_(c, "revoking %d partition(s): finishing in-flight bulks first", parts->cnt);
     drain(c, now_ms() + (int64_t)c->o->drain_timeout_s * 1000);
     commit_txn(c, COMMIT_REVOKE, rd_kafka_assignment_lost(rk));
-    for (int i = 0; i < parts->cnt; i++)
-        lp_offsets_forget(c->offsets, parts->elems[i].topic, parts->elems[i].partition);
+    let_go(c, parts);
     /* librdkafka keeps a partition's pause across a revocation, so one that
      * comes back in the next assignment would deliver nothing, ever (and
      * --until-idle would wait for its end forever). Resume before letting
@@ -821,7 +917,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         rd_kafka_resume_partitions(rk, parts);
         c->paused = 0;
     }
-    rd_kafka_assign(rk, NULL);
+    assign_failed(c, rd_kafka_assign(rk, NULL), "releasing the revoked partitions");
     if (c->assigned)
         rd_kafka_topic_partition_list_destroy(c->assigned);
     c->assigned = NULL;
@@ -900,6 +996,27 @@ static const lp_kafka_fixed guarantee_props[] = {
      "the dead-letter producer's id is unique per process: two members with one id fence each other"},
 };
 
+/* The consumer is written for the eager rebalance protocol: a revocation
+ * takes the whole assignment, which it drains, commits and releases with
+ * rd_kafka_assign(). Under cooperative-sticky, librdkafka refuses that call
+ * (only incremental_assign/unassign are allowed) and consumption stalls;
+ * handling it would mean per-partition bookkeeping of the assignment and
+ * its ends on top of librdkafka 2.0.2's young cooperative code, for a
+ * benefit (fewer stops at a rebalance) that a minute-scale batch job does
+ * not need. So it is refused before anything is read. */
+static int check_assignment_strategy(rd_kafka_conf_t *conf, lp_error *e)
+{
+    char value[256];
+    size_t size = sizeof value;
+    if (rd_kafka_conf_get(conf, "partition.assignment.strategy", value, &size) != RD_KAFKA_CONF_OK ||
+        !strstr(value, "cooperative"))
+        return 0;
+    return lp_fail(e, LP_EXIT_USAGE,
+                   "-X partition.assignment.strategy=%s: the cooperative rebalance protocol is not supported "
+                   "(logpipe drains and commits the whole assignment at a revocation); use range or roundrobin",
+                   value);
+}
+
 static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
 {
     const lp_consume_opts *o = c->o;
@@ -935,6 +1052,10 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
     lp_kafka_props_free(&props);
     if (!conf)
         return NULL;
+    if (check_assignment_strategy(conf, e)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -1090,15 +1211,31 @@ static void show_status(consumer *c, int64_t start_ms, int64_t *last_ms)
             secs > 0 ? (double)c->res->consumed / secs : 0.0, (long long)total_lag(c));
 }
 
-static int should_stop(consumer *c, int64_t start_ms, int64_t now)
+/* The run has taken as many messages as it may: --max-messages, or, when
+ * reading again after an aborted final commit, as many as it had taken. */
+static int taken_enough(const consumer *c)
+{
+    uint64_t limit = c->redo_goal ? c->redo_goal : c->o->max_messages;
+    return limit && c->taken >= limit;
+}
+
+static int should_stop(consumer *c, int64_t now)
 {
     const lp_consume_opts *o = c->o;
-    if (stop_signals || c->fatal[0])
+    if (stop_signals || c->fatal[0] || taken_enough(c))
         return 1;
-    if (o->max_messages && c->res->consumed >= o->max_messages)
+    /* --max-seconds counts from the start of the run; reading again after
+     * an aborted final commit has --drain-timeout of its own. */
+    if (!c->redo_goal && o->max_seconds > 0 && (double)(now - c->started_ms) >= o->max_seconds * 1000)
         return 1;
-    if (o->max_seconds > 0 && (double)(now - start_ms) >= o->max_seconds * 1000)
+    if (c->redo_goal && now >= c->redo_until_ms) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "the final commit was aborted and only %llu of the %llu messages were read "
+                 "again within --drain-timeout: the rest were not committed and will be consumed again",
+                 (unsigned long long)c->taken, (unsigned long long)c->redo_goal);
+        set_fatal(c, LP_EXIT_PARTIAL, msg);
         return 1;
+    }
     /* Idle means caught up: every assigned partition read to its end, not
      * held back, nothing in flight. */
     return o->until_idle > 0 && caught_up(c) && !c->paused && lp_es_pending(c->es) == 0 &&
@@ -1164,13 +1301,13 @@ static void run_loop(consumer *c)
 {
     const lp_consume_opts *o = c->o;
     size_t limit = (size_t)(o->es.max_inflight > 0 ? o->es.max_inflight : 2) + 1;
-    int64_t start_ms = now_ms(), status_ms = 0;
+    int64_t status_ms = 0;
     int progress = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
     lp_error e;
-    c->last_activity_ms = start_ms;
+    c->last_activity_ms = now_ms();
     for (;;) {
         int64_t now = now_ms();
-        if (should_stop(c, start_ms, now))
+        if (should_stop(c, now))
             break;
         if (!c->open && !(c->open = take_free_batch(c))) {
             wait_for_a_batch(c, now);
@@ -1204,8 +1341,10 @@ static void run_loop(consumer *c)
             c->paused = pause;
             c->last_activity_ms = now;
         }
+        /* Full and paused with no bulk in flight means waiting for a commit
+         * in progress (Kafka away): the poll is then the loop's only wait. */
         unsigned rebalances = c->rebalances;
-        rd_kafka_message_t *m = full && !c->paused ? NULL : rd_kafka_consumer_poll(c->rk, busy || full ? 0 : 100);
+        rd_kafka_message_t *m = full && !c->paused ? NULL : rd_kafka_consumer_poll(c->rk, busy ? 0 : 100);
         if (m && !m->err && (c->rebalances != rebalances || !c->open) && !can_take(c, m))
             m = NULL;
         if (m && m->err) {
@@ -1216,8 +1355,10 @@ static void run_loop(consumer *c)
             handle_message(c, m);
             rd_kafka_message_destroy(m);
             c->last_activity_ms = now;
-            if (o->max_messages && c->res->consumed >= o->max_messages)
+            if (taken_enough(c) && c->assigned) { /* flagged: a rewind and a revocation resume it */
                 rd_kafka_pause_partitions(c->rk, c->assigned);
+                c->paused = 1;
+            }
         }
         if (busy && lp_es_poll(c->es, m ? 0 : 20, &e))
             set_fatal(c, e.code, e.msg);
@@ -1225,7 +1366,7 @@ static void run_loop(consumer *c)
         if (now - c->last_commit_ms >= 1000)
             commit_txn(c, COMMIT_PERIODIC, 0);
         if (progress)
-            show_status(c, start_ms, &status_ms);
+            show_status(c, c->started_ms, &status_ms);
     }
     if (progress)
         fputc('\n', stderr);
@@ -1328,6 +1469,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     lp_error e = {0, ""};
     memset(res, 0, sizeof *res);
     int64_t t0 = now_ms();
+    c.started_ms = t0;
     lp_index_cache_init(&c.index, o->index_pattern);
     c.offsets = lp_offsets_new();
     c.stored = lp_offsets_new();
@@ -1344,14 +1486,21 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
         run_loop(&c);
         /* A final commit that had to be aborted (the group lost this member
          * while the broker was away, say) reads again from the last commit
-         * and stops again, a few times at most, rather than leave work for
-         * the next run. */
+         * as many messages as the run had taken and stops again, a few times
+         * at most and within --drain-timeout, rather than leave work for the
+         * next run. */
         for (int round = 0;; round++) {
+            if (o->verbose)
+                logf_(&c, "stopping: finishing in-flight bulks, then the final commit");
             drain(&c, now_ms() + (int64_t)o->drain_timeout_s * 1000);
             commit_txn(&c, COMMIT_FINAL, 0);
             if (!c.redo || c.fatal[0] || stop_signals || round == 3)
                 break;
             c.redo = 0;
+            if (!c.redo_goal) {
+                c.redo_goal = c.taken;
+                c.redo_until_ms = now_ms() + (int64_t)o->drain_timeout_s * 1000;
+            }
             logf_(&c, "the final commit was aborted: reading again from the last commit");
             rewind_to_committed(&c);
             run_loop(&c);

@@ -5,10 +5,14 @@
  */
 #include "core/buf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void out_of_memory(size_t n)
 {
@@ -123,4 +127,40 @@ void lp_wipe_free(char *s)
         explicit_bzero(s, strlen(s));
         free(s);
     }
+}
+
+int lp_buf_read_file(lp_buf *out, const char *path, size_t max, struct stat *st_out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int err = 0;
+    memset(&st, 0, sizeof st);
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+        err = EINVAL;
+    else if ((size_t)st.st_size > max)
+        err = EFBIG;
+    lp_buf_reset(out);
+    if (!err) {
+        lp_buf_grow(out, (size_t)st.st_size + 1);
+        ssize_t n;
+        while (out->len + 1 < out->cap && (n = read(fd, out->data + out->len, out->cap - out->len - 1)) != 0) {
+            if (n < 0) {
+                err = errno;
+                break;
+            }
+            out->len += (size_t)n;
+        }
+    }
+    close(fd);
+    if (st_out)
+        *st_out = st;
+    if (err) {
+        lp_buf_wipe(out);
+        errno = err;
+        return -1;
+    }
+    lp_buf_cstr(out);
+    return 0;
 }

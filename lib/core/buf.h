@@ -59,6 +59,15 @@ static inline void lp_buf_putc(lp_buf *b, char c)
 void lp_buf_wipe(lp_buf *b);
 void lp_wipe_free(char *s);
 
+struct stat;
+/* A small file that may hold a secret, read with read(2) into out sized
+ * once (no stdio buffer or reallocation leaves a copy behind). Opened with
+ * O_NONBLOCK, so a FIFO cannot block; refused unless a regular file of at
+ * most max bytes. Returns 0, or -1 with errno set (EINVAL: not a regular
+ * file, EFBIG: larger than max) and out wiped. st_out, when not NULL,
+ * receives the file's fstat (for owner and mode checks). */
+int lp_buf_read_file(lp_buf *out, const char *path, size_t max, struct stat *st_out);
+
 /* Allocation helpers that abort with a message instead of returning NULL. */
 void *lp_xmalloc(size_t n);
 void *lp_xcalloc(size_t count, size_t n);

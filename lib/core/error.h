@@ -21,7 +21,7 @@ enum lp_exit {
 
 typedef struct lp_error {
     int code;
-    char msg[512];
+    char msg[1024];
 } lp_error;
 
 /* Sets e (if not NULL) and returns -1, so callers can `return lp_fail(...)`. */

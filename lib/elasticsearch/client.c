@@ -22,12 +22,30 @@
 #include <zlib.h>
 
 #include "elasticsearch/bulk_internal.h"
+#include "tls/tls.h"
+
+/* A response body, collected up to max bytes as delivered to us, that is
+ * after libcurl has decoded any Content-Encoding: the cap bounds the
+ * decompressed size, so a small gzip bomb cannot fill memory. */
+typedef struct sink {
+    lp_buf buf;
+    size_t max;
+    int too_large;
+} sink;
+
+/* Start-up answers (GET /, the template) are a few KiB. */
+#define SMALL_RESPONSE_MAX ((size_t)1 << 20)
+/* A _bulk answer (filter_path keeps ~25 bytes an item) may carry an error
+ * reason per item: allow 4 KiB an item on top of 1 MiB. */
+#define BULK_RESPONSE_BASE ((size_t)1 << 20)
+#define BULK_RESPONSE_PER_ITEM ((size_t)4 << 10)
 
 typedef struct slot {
     CURL *easy;
     struct curl_slist *hdrs;
     lp_bulk *bulk; /* NULL when free */
-    lp_buf req, gz, resp;
+    lp_buf req, gz;
+    sink resp;
 } slot;
 
 struct lp_es {
@@ -35,6 +53,7 @@ struct lp_es {
     char *bulk_url;
     lp_es_opts opts;
     char *api_key_header;
+    const lp_tls_store *trust; /* the system's, when https and no CA named */
     CURLM *multi;
     slot *slots;
     int nslots, busy;
@@ -56,7 +75,7 @@ static int64_t now_ms(void)
 
 static char *dup_or_null(const char *s) { return s ? lp_xstrdup(s) : NULL; }
 
-static int check_url(const char *url, lp_error *e)
+int lp_es_check_url(const char *url, lp_error *e)
 {
     const char *rest;
     if (!strncmp(url, "http://", 7))
@@ -85,12 +104,7 @@ static void apply_common(lp_es *es, CURL *h)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, es->opts.timeout_ms);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, es->opts.insecure ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, es->opts.insecure ? 0L : 2L);
-    if (es->opts.ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, es->opts.ca_file);
-    if (es->opts.ca_pem) {
-        struct curl_blob pem = {(void *)es->opts.ca_pem, strlen(es->opts.ca_pem), CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &pem);
-    }
+    lp_tls_curl_trust(h, es->opts.ca_file, es->opts.ca_pem, es->trust);
     if (es->opts.username) {
         curl_easy_setopt(h, CURLOPT_USERNAME, es->opts.username);
         curl_easy_setopt(h, CURLOPT_PASSWORD, es->opts.password ? es->opts.password : "");
@@ -111,8 +125,20 @@ static struct curl_slist *headers(lp_es *es, int ndjson, int gzip)
 
 static size_t collect(char *p, size_t size, size_t n, void *userdata)
 {
-    lp_buf_append(userdata, p, size * n);
+    sink *s = userdata;
+    if (s->buf.len + size * n > s->max) {
+        s->too_large = 1;
+        return 0; /* ends the transfer */
+    }
+    lp_buf_append(&s->buf, p, size * n);
     return size * n;
+}
+
+static void sink_reset(sink *s, size_t max)
+{
+    lp_buf_reset(&s->buf);
+    s->max = max;
+    s->too_large = 0;
 }
 
 lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
@@ -121,14 +147,23 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
         lp_fail(e, LP_EXIT_USAGE, "--es is required (http://host:9200)");
         return NULL;
     }
-    if (check_url(opts->url, e))
+    if (lp_es_check_url(opts->url, e))
         return NULL;
     if (opts->api_key && opts->username) {
         lp_fail(e, LP_EXIT_USAGE, "--es-api-key and --es-user exclude each other");
         return NULL;
     }
+    lp_tls_init();
+    const lp_tls_store *trust = NULL;
+    if (!strncmp(opts->url, "https://", 8) && !opts->insecure && !opts->ca_file && !opts->ca_pem) {
+        char peer[300];
+        snprintf(peer, sizeof peer, "Elasticsearch at %.250s (--es)", opts->url);
+        if (!(trust = lp_tls_system_store(peer, "--es-ca FILE", e)))
+            return NULL;
+    }
     lp_es *es = lp_xcalloc(1, sizeof *es);
     es->opts = *opts;
+    es->trust = trust;
     if (es->opts.max_inflight <= 0)
         es->opts.max_inflight = 2;
     if (es->opts.timeout_ms <= 0)
@@ -189,7 +224,7 @@ void lp_es_free(lp_es *es)
         curl_slist_free_all(s->hdrs);
         lp_buf_free(&s->req);
         lp_buf_free(&s->gz);
-        lp_buf_free(&s->resp);
+        lp_buf_free(&s->resp.buf);
     }
     free(es->slots);
     curl_multi_cleanup(es->multi);
@@ -208,7 +243,7 @@ void lp_es_free(lp_es *es)
 
 typedef struct reply {
     long status;
-    lp_buf body;
+    sink body;
     int elastic_header; /* X-elastic-product: Elasticsearch */
     char curl_error[CURL_ERROR_SIZE];
     CURLcode code;
@@ -237,6 +272,8 @@ static void request(lp_es *es, const char *method, const char *path, const char 
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SMALL_RESPONSE_MAX);
+    sink_reset(&r->body, SMALL_RESPONSE_MAX);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_line);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_error);
@@ -254,6 +291,9 @@ static void request(lp_es *es, const char *method, const char *path, const char 
 static int transport_error(lp_es *es, const reply *r, lp_error *e)
 {
     const char *detail = r->curl_error[0] ? r->curl_error : curl_easy_strerror(r->code);
+    if (r->body.too_large || r->code == CURLE_FILESIZE_EXCEEDED)
+        return lp_fail(e, LP_EXIT_ES, "Elasticsearch at %s (--es) sent a response larger than %zu KiB "
+                       "(decompressed): refused", es->url, SMALL_RESPONSE_MAX >> 10);
     switch (r->code) {
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -283,7 +323,7 @@ static void es_version(lp_es *es, const char *from_root, char *out, size_t len)
     }
     reply r = {0};
     request(es, "GET", "/_nodes/_local?filter_path=nodes.*.version", NULL, 10000, &r);
-    json_t *root = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+    json_t *root = json_loadb(r.body.buf.data ? r.body.buf.data : "", r.body.buf.len, 0, NULL);
     json_t *nodes = json_object_get(root, "nodes");
     const char *v = NULL;
     void *it = json_object_iter(nodes);
@@ -291,7 +331,7 @@ static void es_version(lp_es *es, const char *from_root, char *out, size_t len)
         v = json_string_value(json_object_get(json_object_iter_value(it), "version"));
     snprintf(out, len, "%s", v ? v : "unknown");
     json_decref(root);
-    lp_buf_free(&r.body);
+    lp_buf_free(&r.body.buf);
 }
 
 int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e)
@@ -304,7 +344,7 @@ int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e)
     } else if (r.status == 401 || r.status == 403) {
         rc = auth_error(es, r.status, e);
     } else {
-        json_t *root = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+        json_t *root = json_loadb(r.body.buf.data ? r.body.buf.data : "", r.body.buf.len, 0, NULL);
         const char *num = json_string_value(json_object_get(json_object_get(root, "version"), "number"));
         if (num || r.elastic_header) {
             /* Some distributions (integ-test builds, locked-down clusters) do
@@ -319,7 +359,7 @@ int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e)
         }
         json_decref(root);
     }
-    lp_buf_free(&r.body);
+    lp_buf_free(&r.body.buf);
     return rc;
 }
 
@@ -337,8 +377,8 @@ int lp_es_install_template(lp_es *es, const char *name, const char *index_patter
         rc = auth_error(es, r.status, e);
     else if (r.status != 200)
         rc = lp_fail(e, LP_EXIT_ES, "installing index template %s failed (HTTP %ld): %.300s", name,
-                     r.status, r.body.data ? lp_buf_cstr(&r.body) : "");
-    lp_buf_free(&r.body);
+                     r.status, r.body.buf.data ? lp_buf_cstr(&r.body.buf) : "");
+    lp_buf_free(&r.body.buf);
     lp_buf_free(&body);
     lp_buf_free(&path);
     return rc;
@@ -407,7 +447,9 @@ static void start_request(lp_es *es, slot *s, lp_bulk *b)
     }
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    lp_buf_reset(&s->resp);
+    size_t max = BULK_RESPONSE_BASE + BULK_RESPONSE_PER_ITEM * b->pending;
+    curl_easy_setopt(s->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
+    sink_reset(&s->resp, max);
     s->bulk = b;
     b->attempts++;
     es->busy++;
@@ -503,10 +545,14 @@ static void completed(lp_es *es, slot *s, CURLcode code)
     curl_multi_remove_handle(es->multi, s->easy);
     s->bulk = NULL;
     es->busy--;
-    if (code == CURLE_OK && status == 200) {
+    if (s->resp.too_large || code == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(es->fatal, sizeof es->fatal, "Elasticsearch at %s (--es) answered _bulk with more than %zu KiB "
+                 "(decompressed), more than %zu items can need: refused", es->url, s->resp.max >> 10,
+                 (size_t)b->pending);
+    } else if (code == CURLE_OK && status == 200) {
         lp_error err;
         size_t before = b->pending;
-        long left = lp_bulk_read_response(b, s->resp.data ? s->resp.data : "", s->resp.len, &err);
+        long left = lp_bulk_read_response(b, s->resp.buf.data ? s->resp.buf.data : "", s->resp.buf.len, &err);
         if (left == 0) {
             es->failures = 0;
             finish(es, b);
@@ -526,7 +572,7 @@ static void completed(lp_es *es, slot *s, CURLcode code)
             return;
         }
         /* An unreadable response: resend the whole request. */
-        snprintf(why, sizeof why, "%s", err.msg);
+        snprintf(why, sizeof why, "%.600s", err.msg);
     } else if (code == CURLE_OK && (status == 401 || status == 403)) {
         set_fatal(es, "Elasticsearch at %s (--es) refused authentication (HTTP %ld)%s", status, "");
     } else if (code == CURLE_OK && status == 413) {
@@ -534,7 +580,7 @@ static void completed(lp_es *es, slot *s, CURLcode code)
                       "lower --batch-bytes", status, "");
     } else if (code == CURLE_OK && status >= 400 && status < 500 && status != 429 && status != 408) {
         set_fatal(es, "Elasticsearch at %s (--es) answered _bulk with HTTP %ld: %.300s", status,
-                  s->resp.data ? lp_buf_cstr(&s->resp) : "");
+                  s->resp.buf.data ? lp_buf_cstr(&s->resp.buf) : "");
     } else if (code == CURLE_OK) {
         snprintf(why, sizeof why, "_bulk answered HTTP %ld", status);
     } else {

@@ -48,6 +48,10 @@ typedef struct lp_es_opts {
 typedef struct lp_es lp_es;
 
 lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e);
+
+/* Checks an --es URL (http:// or https://, a host, no credentials in it);
+ * lp_es_new does too, the CLI earlier so it can word the error itself. */
+int lp_es_check_url(const char *url, lp_error *e);
 void lp_es_free(lp_es *es);
 
 /* GET / : checks the URL answers and is Elasticsearch (or OpenSearch),

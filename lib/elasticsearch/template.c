@@ -25,6 +25,8 @@ void lp_es_template_body(lp_buf *out, const char *index_pattern)
         "\"template\":{\"mappings\":{\"dynamic\":false,\"properties\":{"
         "\"@timestamp\":{\"type\":\"date\"},"
         "\"source\":{\"properties\":{\"ip\":{\"type\":\"ip\"},\"domain\":{\"type\":\"keyword\"}}},"
+        "\"server\":{\"properties\":{\"ip\":{\"type\":\"ip\"},\"domain\":{\"type\":\"keyword\"},"
+          "\"port\":{\"type\":\"long\"}}},"
         "\"user\":{\"properties\":{\"name\":{\"type\":\"keyword\"}}},"
         "\"http\":{\"properties\":{"
           "\"request\":{\"properties\":{\"method\":{\"type\":\"keyword\"},"

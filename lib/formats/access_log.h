@@ -1,16 +1,24 @@
 /*
  * access_log.h: the NCSA family of access-log formats.
  *
- * The seed's format, Apache/nginx "combined" and the NCSA common log format
- * share one shape:
+ * The seed's format, Apache/nginx "combined", the NCSA common log format and
+ * Apache's vhost_combined share one shape:
  *
- *   host ident user [time] "request" status bytes ["referrer" "user agent"]
+ *   [vhost:port] host ident user [time] "request" status bytes ["referrer" "user agent"]
  *
- * and differ only in how the time is written and whether the last two
- * quoted fields are there. So there is one tokenizer, which cuts a line into
- * slices of the caller's buffer (no copies, no allocation), and one
- * timestamp reader per time syntax (timestamp.c). Which format a line is in
- * follows from those two facts, so auto-detection costs nothing extra.
+ * and differ only in how the time is written, whether the virtual host
+ * leads and whether the last two quoted fields are there. So there is one
+ * tokenizer, which cuts a line into slices of the caller's buffer (no
+ * copies, no allocation), and one timestamp reader per time syntax
+ * (timestamp.c). Which format a line is in follows from those three facts,
+ * so auto-detection costs nothing extra.
+ *
+ * A request that never completed still leaves a line: Apache writes "-" for
+ * a request line that never came (408 from mod_reqtimeout), nginx "" for a
+ * connection closed before one, and both write whatever bytes arrived when
+ * they were not HTTP (a TLS handshake on the plain-text port, escaped as
+ * \x16\x03\x01...). The tokenizer says which of these the request is rather
+ * than rejecting the line, and takes "-" where a status is usual.
  */
 #ifndef LP_ACCESS_LOG_H
 #define LP_ACCESS_LOG_H
@@ -25,14 +33,26 @@ typedef struct lp_slice {
     size_t n;
 } lp_slice;
 
+/* "-": how both servers write a field they have no value for. */
+static inline int lp_slice_is_dash(lp_slice s) { return s.n == 1 && s.p[0] == '-'; }
+
+/* What the quoted request field held. */
+typedef enum lp_request_kind {
+    LP_REQUEST_HTTP = 0, /* "METHOD target [HTTP/x.y]": method, target... are set */
+    LP_REQUEST_NONE,     /* "-" or "": no request line was received */
+    LP_REQUEST_RAW,      /* anything else: only request is set */
+} lp_request_kind;
+
 typedef struct lp_access_line {
+    lp_slice vhost;                     /* Apache %v:%p, empty when the format has none */
     lp_slice host, ident, user;
     lp_slice time;                      /* between [ and ] */
     lp_slice request;                   /* between the quotes, escapes still in */
-    lp_slice method, target, protocol;  /* parts of request; protocol may be empty */
+    lp_request_kind request_kind;
+    lp_slice method, target, protocol;  /* parts of an HTTP request; protocol may be empty */
     lp_slice path, query;               /* parts of target; query without '?' */
     lp_slice referrer, agent;           /* between the quotes, escapes still in */
-    int status;                         /* 100..599 */
+    int status;                         /* 100..599, 0 when '-' */
     int64_t bytes;                      /* -1 when '-' */
     int has_trailer;                    /* referrer and agent present */
 } lp_access_line;

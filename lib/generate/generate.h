@@ -16,11 +16,19 @@
 #include "parse/parse.h"
 
 typedef struct lp_gen_opts {
-    lp_format format;       /* LP_FORMAT_SEED (default), _COMBINED or _COMMON */
+    lp_format format;       /* LP_FORMAT_SEED (default), _COMBINED, _COMMON or _VHOST_COMBINED */
     uint64_t seed;
     int64_t start;          /* epoch seconds of the first line's timestamp */
     double malformed_ratio; /* 0..1: share of lines deliberately broken */
+    int realistic;          /* 1: add the lines of requests that never completed, at the
+                             * rates of docs/schema.md ("What a public server logs") */
 } lp_gen_opts;
+
+/* The formats the generator writes ("auto" is not one), for messages. */
+#define LP_GEN_FORMAT_NAMES "seed, combined, common, vhost_combined"
+
+/* A format name the generator can write -> format; -1 otherwise. */
+int lp_gen_format_from_name(const char *name);
 
 typedef struct lp_gen lp_gen;
 

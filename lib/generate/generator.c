@@ -6,6 +6,11 @@
  * thresholds on 32-bit draws (no floating point per line) and the time
  * field is formatted once per second of simulated time, which keeps
  * generation well above the parser's speed, as a load source must be.
+ *
+ * --realistic adds what a public server logs besides requests: connections
+ * that never sent a request line, TLS handshakes and other protocols' probes
+ * on the plain-text port. Its draws are made only when it is on, so without
+ * it a seed still gives exactly the bytes it always gave.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +57,16 @@ static const weighted agents[] = {
     {"curl/8.4.0", 40},
     {"python-requests/2.31.0", 40},
     {"-", 40}};
+/* Virtual hosts of the vhost_combined format ("%v:%p"). */
+static const weighted vhosts[] = {{"www.example.com:443", 600}, {"shop.example.com:443", 200},
+                                  {"api.example.com:443", 150}, {"www.example.com:80", 50}};
+/* Request lines that are not HTTP, as Apache and nginx log them (escaped):
+ * a TLS ClientHello's first bytes on the plain-text port, an RDP scanner's
+ * cookie, a bare word (fail2ban's nginx-bad-request test log has both). */
+static const weighted probes[] = {
+    {"\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xFC\\x03\\x03", 650},
+    {"\\x03\\x00\\x00/*\\xE0\\x00\\x00\\x00\\x00\\x00Cookie: mstshash=Administr", 250},
+    {"HELP", 100}};
 static const char *const users[] = {"alice", "bob", "carol", "dave", "erin", "frank"};
 static const char *const queries[] = {"page=2", "q=shoes&sort=price", "id=1042", "lang=en",
                                       "utm_source=newsletter&utm_medium=email", "limit=50&offset=100",
@@ -115,6 +130,12 @@ static int pick_status(lp_gen *g)
         r -= statuses[i].weight;
     }
     return 200;
+}
+
+int lp_gen_format_from_name(const char *name)
+{
+    int f = lp_format_from_name(name);
+    return f == LP_FORMAT_AUTO ? -1 : f;
 }
 
 lp_gen *lp_gen_new(const lp_gen_opts *opts)
@@ -192,14 +213,14 @@ static void format_time(lp_gen *g, int64_t sec)
     g->time_sec = sec;
 }
 
-/* Appends one well-formed line; returns the offset where the request's
- * closing quote is, for the malformed-line variants. */
-static size_t put_good_line(lp_gen *g, lp_buf *b)
+/* "[vhost:port ]client - user [time] \"": every line starts so. */
+static void put_prefix(lp_gen *g, lp_buf *b)
 {
-    size_t start = b->len;
-    const char *method = pick(g, methods, sizeof methods / sizeof methods[0]);
-    const char *path = pick_path(g);
-    int status = pick_status(g);
+    if (g->opts.format == LP_FORMAT_VHOST_COMBINED) {
+        const char *vhost = pick(g, vhosts, sizeof vhosts / sizeof vhosts[0]);
+        lp_buf_append(b, vhost, strlen(vhost));
+        lp_buf_putc(b, ' ');
+    }
     put_ip(g, b);
     lp_buf_puts_lit(b, " - ");
     if (below(g, 20) == 0) {
@@ -212,6 +233,28 @@ static size_t put_good_line(lp_gen *g, lp_buf *b)
         format_time(g, g->now_ms / 1000);
     lp_buf_append(b, g->time_text, g->time_len);
     lp_buf_puts_lit(b, "] \"");
+}
+
+/* " \"referrer\" \"agent\"" where the format has them. */
+static void put_trailer(lp_buf *b, const char *ref, const char *ua)
+{
+    lp_buf_puts_lit(b, " \"");
+    lp_buf_append(b, ref, strlen(ref));
+    lp_buf_puts_lit(b, "\" \"");
+    lp_buf_append(b, ua, strlen(ua));
+    lp_buf_putc(b, '"');
+}
+
+/* Appends one well-formed line; returns the offset where the request's
+ * closing quote is, for the malformed-line variants. A status of 0 is
+ * written as '-'. */
+static size_t put_good_line(lp_gen *g, lp_buf *b, int no_status)
+{
+    size_t start = b->len;
+    const char *method = pick(g, methods, sizeof methods / sizeof methods[0]);
+    const char *path = pick_path(g);
+    int status = pick_status(g);
+    put_prefix(g, b);
     lp_buf_append(b, method, strlen(method));
     lp_buf_putc(b, ' ');
     lp_buf_append(b, path, strlen(path));
@@ -223,7 +266,10 @@ static size_t put_good_line(lp_gen *g, lp_buf *b)
     lp_buf_puts_lit(b, " HTTP/1.1");
     size_t quote = b->len - start;
     lp_buf_puts_lit(b, "\" ");
-    lp_buf_append_u64(b, (uint64_t)status);
+    if (no_status)
+        lp_buf_putc(b, '-');
+    else
+        lp_buf_append_u64(b, (uint64_t)status);
     lp_buf_putc(b, ' ');
     if (status == 304 || status == 204 || method[0] == 'H')
         lp_buf_putc(b, '-');
@@ -232,13 +278,65 @@ static size_t put_good_line(lp_gen *g, lp_buf *b)
     if (g->opts.format != LP_FORMAT_COMMON) {
         const char *ref = pick(g, referrers, sizeof referrers / sizeof referrers[0]);
         const char *ua = pick(g, agents, sizeof agents / sizeof agents[0]);
-        lp_buf_puts_lit(b, " \"");
-        lp_buf_append(b, ref, strlen(ref));
-        lp_buf_puts_lit(b, "\" \"");
-        lp_buf_append(b, ua, strlen(ua));
-        lp_buf_putc(b, '"');
+        put_trailer(b, ref, ua);
     }
     return quote;
+}
+
+/*
+ * The lines of requests that never completed, per 10,000 lines (--realistic;
+ * docs/schema.md says where the rates come from):
+ *   80  "-" 408   a connection that sent no request line before the timeout
+ *                 (browsers' unused pre-opened connections; Apache's mod_reqtimeout)
+ *   20  "" 400    the same closed by the client first (nginx)
+ *   30  probe 400 a TLS handshake or another protocol on the plain-text port
+ *    5  status -  a request logged without a status
+ */
+enum { INCOMPLETE_NONE = 80, INCOMPLETE_EMPTY = 100, INCOMPLETE_PROBE = 130, INCOMPLETE_NO_STATUS = 135 };
+
+/* n random bytes as nginx logs them: printable ASCII as itself, any other
+ * byte, a quote and a backslash as \xHH. */
+static void put_escaped_bytes(lp_gen *g, lp_buf *b, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        unsigned c = below(g, 256);
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            lp_buf_putc(b, (char)c);
+        else
+            lp_buf_printf(b, "\\x%02X", c);
+    }
+}
+
+/* Writes one such line and returns 1, or returns 0 for an ordinary line. */
+static int put_incomplete_line(lp_gen *g, lp_buf *b)
+{
+    unsigned r = below(g, 10000);
+    if (r >= INCOMPLETE_NO_STATUS)
+        return 0;
+    if (r >= INCOMPLETE_PROBE) {
+        put_good_line(g, b, 1);
+        return 1;
+    }
+    put_prefix(g, b);
+    if (r < INCOMPLETE_NONE) {
+        lp_buf_puts_lit(b, "-\" 408 ");
+        if (below(g, 2))
+            lp_buf_putc(b, '-');
+        else
+            lp_buf_append_u64(b, 150 + below(g, 100));
+    } else if (r < INCOMPLETE_EMPTY) {
+        lp_buf_puts_lit(b, "\" 400 0");
+    } else {
+        const char *probe = pick(g, probes, sizeof probes / sizeof probes[0]);
+        lp_buf_append(b, probe, strlen(probe));
+        if (probe == probes[0].s) /* the handshake goes on with random bytes */
+            put_escaped_bytes(g, b, 8 + below(g, 24));
+        lp_buf_puts_lit(b, "\" 400 ");
+        lp_buf_append_u64(b, 150 + below(g, 40));
+    }
+    if (g->opts.format != LP_FORMAT_COMMON)
+        put_trailer(b, "-", "-");
+    return 1;
 }
 
 /* Breaks the line just written at b[start..] in one of several ways a real
@@ -284,7 +382,11 @@ static void break_line(lp_gen *g, lp_buf *b, size_t start, size_t quote)
 void lp_gen_line(lp_gen *g, lp_buf *out)
 {
     size_t start = out->len;
-    size_t quote = put_good_line(g, out);
+    if (g->opts.realistic && put_incomplete_line(g, out)) {
+        g->now_ms += below(g, 10);
+        return;
+    }
+    size_t quote = put_good_line(g, out, 0);
     if (g->malformed_threshold && (uint32_t)(next_u64(g) >> 32) < g->malformed_threshold)
         break_line(g, out, start, quote);
     g->now_ms += below(g, 10); /* about 200 lines per second of log time */

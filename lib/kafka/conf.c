@@ -5,9 +5,11 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "kafka/kafka.h"
+#include "tls/tls.h"
 
 int lp_kafka_props_set(lp_kafka_props *p, const char *key, const char *value)
 {
@@ -43,9 +45,39 @@ void lp_kafka_props_free(lp_kafka_props *p)
     p->n = 0;
 }
 
-static int is_secret_key(const char *key, size_t n)
+/* Credentials (references allowed); `secret`: refused as a literal. */
+static const struct {
+    const char *key;
+    int secret;
+} credentials[] = {
+    {"sasl.username", 0},         {"sasl.password", 1},
+    {"ssl.key.password", 1},      {"ssl.key.pem", 1},
+    {"ssl.keystore.password", 1}, {"ssl.certificate.pem", 0},
+    {"sasl.oauthbearer.client.id", 0}, {"sasl.oauthbearer.client.secret", 1},
+    {"sasl.oauthbearer.config", 0},
+};
+
+static int credential_index(const char *key, size_t len)
 {
-    return (n >= 8 && !strncmp(key + n - 8, "password", 8)) ||
+    for (size_t i = 0; i < sizeof credentials / sizeof *credentials; i++)
+        if (strlen(credentials[i].key) == len && !strncasecmp(key, credentials[i].key, len))
+            return (int)i;
+    return -1;
+}
+
+int lp_kafka_is_credential(const char *key, size_t len) { return credential_index(key, len) >= 0; }
+
+int lp_kafka_is_secret(const char *key, size_t len)
+{
+    int i = credential_index(key, len);
+    return i >= 0 && credentials[i].secret;
+}
+
+/* Values never shown in a message: the credentials, and by name anything
+ * else that looks like one (librdkafka adds sasl.oauthbearer.* keys). */
+static int is_hidden_key(const char *key, size_t n)
+{
+    return lp_kafka_is_credential(key, n) || (n >= 8 && !strncmp(key + n - 8, "password", 8)) ||
            (n >= 6 && !strncmp(key + n - 6, "secret", 6)) || strstr(key, "sasl.oauthbearer") != NULL;
 }
 
@@ -86,8 +118,40 @@ static size_t key_of(const char *kv, char *key, size_t len)
     return kl;
 }
 
+/* 1 when the property has a non-empty value. */
+static int conf_has(rd_kafka_conf_t *conf, const char *key, char *value, size_t len)
+{
+    size_t n = len;
+    return rd_kafka_conf_get(conf, key, value, &n) == RD_KAFKA_CONF_OK && *value;
+}
+
+/* TLS to the brokers with no CA named (ssl.ca.location, ssl.ca.pem):
+ * librdkafka would look in the carried OpenSSL's built-in folder, Debian's
+ * /usr/lib/ssl/certs. It gets the system's trust store instead (lib/tls). */
+static int apply_system_trust(rd_kafka_conf_t *conf, lp_error *e)
+{
+    char v[512];
+    if (!conf_has(conf, "security.protocol", v, sizeof v) || (strcasecmp(v, "ssl") && strcasecmp(v, "sasl_ssl")))
+        return 0;
+    if (conf_has(conf, "ssl.ca.location", v, sizeof v) || conf_has(conf, "ssl.ca.pem", v, sizeof v) ||
+        (conf_has(conf, "enable.ssl.certificate.verification", v, sizeof v) && !strcmp(v, "false")))
+        return 0;
+    char peer[300] = "Kafka";
+    if (conf_has(conf, "bootstrap.servers", v, sizeof v))
+        snprintf(peer, sizeof peer, "Kafka at %.250s", v);
+    const lp_tls_store *s = lp_tls_system_store(peer, "-X ssl.ca.location=FILE (or ssl.ca.pem)", e);
+    if (!s)
+        return -1;
+    char err[256];
+    if (rd_kafka_conf_set(conf, "ssl.ca.location", s->file ? s->file : s->dir, err, sizeof err) != RD_KAFKA_CONF_OK)
+        return lp_fail(e, LP_EXIT_USAGE, "ssl.ca.location=%s (the system's trust store): %s",
+                       s->file ? s->file : s->dir, err);
+    return 0;
+}
+
 rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
 {
+    lp_tls_init();
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_error_cb(conf, note_error_cb);
     char err[256];
@@ -103,12 +167,16 @@ rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
         const char *eq = kv + kl;
         if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
-            if (is_secret_key(key, kl))
+            if (is_hidden_key(key, kl))
                 lp_fail(e, LP_EXIT_USAGE, "-X %s: %s", key, err);
             else
                 lp_fail(e, LP_EXIT_USAGE, "-X %s=%s: %s", key, eq + 1, err);
             return NULL;
         }
+    }
+    if (apply_system_trust(conf, e)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     return conf;
 }
@@ -151,6 +219,24 @@ int lp_kafka_refuse_changes(const lp_kafka_props *user, const lp_kafka_fixed *fi
     return rc;
 }
 
+/* A DNS name or IPv4 address, or a bracketed IPv6 address: nothing else
+ * (a password taken for a broker list by mistake fails here). */
+static int host_ok(const char *h, size_t n)
+{
+    const char *allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+        allowed = "0123456789abcdefABCDEF:.";
+    }
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!h[i] || !strchr(allowed, h[i]))
+            return 0;
+    return 1;
+}
+
 int lp_kafka_check_brokers(const char *brokers, lp_error *e)
 {
     if (!brokers || !*brokers)
@@ -171,8 +257,8 @@ int lp_kafka_check_brokers(const char *brokers, lp_error *e)
         int ok = colon && colon > s && (size_t)(colon - s) < n - 1;
         for (const char *q = colon ? colon + 1 : s; ok && q < s + n; q++)
             ok = isdigit((unsigned char)*q);
-        for (const char *q = s; ok && q < colon; q++)
-            ok = !isspace((unsigned char)*q);
+        if (ok)
+            ok = host_ok(s, (size_t)(colon - s));
         if (ok) {
             long port = strtol(colon + 1, NULL, 10);
             ok = port > 0 && port < 65536;

@@ -40,9 +40,16 @@ typedef struct lp_kafka_fixed {
  * refuses is left for lp_kafka_conf_new to report. */
 int lp_kafka_refuse_changes(const lp_kafka_props *user, const lp_kafka_fixed *fixed, size_t n, lp_error *e);
 
-/* Checks a --brokers list (host:port[,host:port...], optional scheme://)
- * before librdkafka sees it, so a typo is a usage error and not a silent
- * retry loop. */
+/* librdkafka properties that hold credentials: the only ones whose -X value
+ * may be a secret reference (lib/secrets), and whose value no message shows.
+ * lp_kafka_is_secret: the subset that must not be given literally (argv is
+ * readable by every local user). The list and why: docs/secrets.md. */
+int lp_kafka_is_credential(const char *key, size_t len);
+int lp_kafka_is_secret(const char *key, size_t len);
+
+/* Checks a --brokers list (host:port[,host:port...], optional scheme://;
+ * a host is a name or IPv4 of [A-Za-z0-9._-], or [IPv6]) before librdkafka
+ * sees it, so a typo is a usage error and not a silent retry loop. */
 int lp_kafka_check_brokers(const char *brokers, lp_error *e);
 
 /* Builds a librdkafka configuration from the properties, in order. On a bad

@@ -21,9 +21,13 @@ typedef enum lp_format {
     LP_FORMAT_SEED,     /* [Jan 21 2026, 22:23:40], zone-less, + referrer/UA */
     LP_FORMAT_COMBINED, /* Apache/nginx combined: [10/Oct/2000:13:55:36 -0700] + referrer/UA */
     LP_FORMAT_COMMON,   /* NCSA common log format: combined without referrer/UA */
+    LP_FORMAT_VHOST_COMBINED, /* Apache's "%v:%p " + combined (Debian's other_vhosts_access.log) */
 } lp_format;
 
-/* "auto", "seed", "combined", "common" -> format; -1 when unknown. */
+/* All format names, "auto" first, for usage and error messages. */
+#define LP_FORMAT_NAMES "auto, seed, combined, common, vhost_combined"
+
+/* "auto", "seed", "combined", "common", "vhost_combined" -> format; -1 when unknown. */
 int lp_format_from_name(const char *name);
 const char *lp_format_name(lp_format f);
 

@@ -36,19 +36,20 @@ struct lp_parser {
     int32_t cached_offset;
 };
 
-static const char *const format_names[] = {"auto", "seed", "combined", "common"};
+static const char *const format_names[] = {"auto", "seed", "combined", "common", "vhost_combined"};
+#define NFORMATS (sizeof format_names / sizeof format_names[0])
 
 int lp_format_from_name(const char *name)
 {
-    for (int i = 0; i < 4; i++)
+    for (size_t i = 0; i < NFORMATS; i++)
         if (!strcmp(name, format_names[i]))
-            return i;
+            return (int)i;
     return -1;
 }
 
 const char *lp_format_name(lp_format f)
 {
-    return (unsigned)f < 4 ? format_names[f] : "unknown";
+    return (unsigned)f < NFORMATS ? format_names[f] : "unknown";
 }
 
 /* "+05:30", "-0800", "+05" -> seconds east of UTC; -1 when not an offset. */
@@ -162,7 +163,8 @@ lp_parser *lp_parser_new(const lp_parse_opts *opts, lp_error *e)
 
 void lp_parser_free(lp_parser *p) { free(p); }
 
-static int is_dash(lp_slice s) { return s.n == 1 && s.p[0] == '-'; }
+/* A quoted field that says something: not "-" and not "". */
+static int has_value(lp_slice s) { return s.n && !lp_slice_is_dash(s); }
 
 /*
  * Writes a quoted log field as a JSON string, resolving the escapes Apache
@@ -195,9 +197,11 @@ static void put_log_string(lp_buf *b, lp_slice s)
     lp_buf_putc(b, '"');
 }
 
+/* Letters, digits, '.', '-' and '_', not starting with '-' (so "-", a field
+ * with no value, is not a host name). */
 static int is_hostname(lp_slice s)
 {
-    if (s.n == 0 || s.n > 253)
+    if (s.n == 0 || s.n > 253 || s.p[0] == '-')
         return 0;
     for (size_t i = 0; i < s.n; i++) {
         char c = s.p[i];
@@ -243,60 +247,178 @@ static int classify_host(lp_slice h)
     return is_hostname(h) ? 0 : -1;
 }
 
-static const char *check_format(lp_format want, const lp_access_line *a, lp_format *got)
+/* The format the line's shape says it is in, or NULL and a reason. */
+static const char *recognise_format(const lp_access_line *a, lp_format *got)
 {
     int clf = lp_time_is_clf(a->time);
+    if (a->vhost.n) {
+        if (!clf || !a->has_trailer)
+            return "unrecognised format: a field before the client address, but not Apache's vhost_combined "
+                   "(a time such as [10/Oct/2000:13:55:36 -0700], a referrer and a user agent)";
+        *got = LP_FORMAT_VHOST_COMBINED;
+        return NULL;
+    }
     /* The seed format always ends with referrer and agent: without them the
      * line was cut short, possibly inside the size field. */
     if (!clf && !a->has_trailer)
         return "truncated line: the seed format ends with a referrer and a user agent";
     *got = !clf ? LP_FORMAT_SEED : a->has_trailer ? LP_FORMAT_COMBINED : LP_FORMAT_COMMON;
-    if (want == LP_FORMAT_AUTO || want == *got)
-        return NULL;
+    return NULL;
+}
+
+/* Why a line read as format got is not in the forced format want. */
+static const char *wrong_format(lp_format want, lp_format got)
+{
     switch (want) {
     case LP_FORMAT_SEED:
         return "not the seed format: expected a time such as [Jan 21 2026, 22:23:40]";
-    case LP_FORMAT_COMBINED:
-        return clf ? "not the combined format: no referrer and user agent"
-                   : "not the combined format: expected a time such as [10/Oct/2000:13:55:36 -0700]";
+    case LP_FORMAT_VHOST_COMBINED:
+        return "not the vhost_combined format: expected \"host:port\" before the client address";
     default:
-        return clf ? "not the common format: unexpected referrer and user agent"
-                   : "not the common format: expected a time such as [10/Oct/2000:13:55:36 -0700]";
+        if (got == LP_FORMAT_VHOST_COMBINED)
+            return want == LP_FORMAT_COMBINED ? "not the combined format: a virtual host before the client address"
+                                              : "not the common format: a virtual host before the client address";
+        if (got == LP_FORMAT_SEED)
+            return want == LP_FORMAT_COMBINED
+                       ? "not the combined format: expected a time such as [10/Oct/2000:13:55:36 -0700]"
+                       : "not the common format: expected a time such as [10/Oct/2000:13:55:36 -0700]";
+        return want == LP_FORMAT_COMBINED ? "not the combined format: no referrer and user agent"
+                                          : "not the common format: unexpected referrer and user agent";
     }
 }
 
-static void put_document(lp_buf *b, const lp_access_line *a, int host_kind, int64_t ts)
+static const char *check_format(lp_format want, const lp_access_line *a, lp_format *got)
 {
-    lp_buf_puts_lit(b, "{\"@timestamp\":\"");
-    lp_append_rfc3339(b, ts);
+    const char *why = recognise_format(a, got);
+    if (why || want == LP_FORMAT_AUTO || want == *got)
+        return why;
+    return wrong_format(want, *got);
+}
+
+/* Splits Apache's "%v:%p" (the virtual host's ServerName and its port) at
+ * the last colon; "[v6]:port" loses its brackets. The port is required:
+ * without it, a client address followed by a user name with a space in it
+ * ("1.2.3.4 - john doe [") would pass for a virtual host. */
+static int split_vhost(lp_slice v, lp_slice *name, int32_t *port)
+{
+    const char *colon = v.p + v.n;
+    while (colon > v.p && colon[-1] != ':')
+        colon--;
+    size_t digits = (size_t)(v.p + v.n - colon);
+    if (colon <= v.p + 1 || digits == 0 || digits > 5)
+        return 0;
+    *name = (lp_slice){v.p, (size_t)(colon - 1 - v.p)};
+    if (name->p[name->n - 1] == ']' && name->p[0] == '[')
+        *name = (lp_slice){name->p + 1, name->n - 2};
+    else if (memchr(name->p, ':', name->n))
+        return 0; /* an IPv6 name must be bracketed, or its last group would be the port */
+    int32_t n = 0;
+    for (const char *d = colon; d < v.p + v.n; d++) {
+        if (*d < '0' || *d > '9')
+            return 0;
+        n = n * 10 + (*d - '0');
+    }
+    *port = n;
+    return n >= 1 && n <= 65535 && name->n > 0;
+}
+
+/* The virtual host of a vhost_combined line, read. */
+typedef struct lp_vhost {
+    lp_slice name;
+    int kind; /* as classify_host: 1 an address, 0 a host name */
+    int32_t port;
+} lp_vhost;
+
+/*
+ * Optional members: a member is written with its leading comma unless it is
+ * the first of its object, and an object that got no member is taken back,
+ * so a field that is not there is absent, never null or "". The usual line
+ * (an HTTP request with a status) takes the same few literal appends it
+ * always did; only the lines of requests that never completed go through
+ * the checks.
+ */
+#define member(b, first, lit) \
+    ((b)->len == (first) ? lp_buf_append((b), &(lit)[1], sizeof(lit) - 2) : lp_buf_puts_lit((b), lit))
+
+/* Closes @timestamp's string too, saving an append per line. */
+static void put_client(lp_buf *b, const lp_access_line *a, int host_kind)
+{
     if (host_kind)
         lp_buf_puts_lit(b, "\",\"source\":{\"ip\":");
     else
         lp_buf_puts_lit(b, "\",\"source\":{\"domain\":");
     lp_json_str(b, a->host.p, a->host.n);
-    if (!is_dash(a->user)) {
-        lp_buf_puts_lit(b, "},\"user\":{\"name\":");
-        lp_json_str(b, a->user.p, a->user.n);
-    }
-    lp_buf_puts_lit(b, "},\"http\":{\"request\":{\"method\":");
-    lp_json_str(b, a->method.p, a->method.n);
-    if (a->has_trailer && !is_dash(a->referrer)) {
-        lp_buf_puts_lit(b, ",\"referrer\":");
-        put_log_string(b, a->referrer);
-    }
     lp_buf_putc(b, '}');
+}
+
+/* Apache's %v:%p: the virtual host that answered (ECS server.*). */
+static void put_server(lp_buf *b, lp_slice name, int name_kind, int32_t port)
+{
+    if (name_kind)
+        lp_buf_puts_lit(b, ",\"server\":{\"ip\":");
+    else
+        lp_buf_puts_lit(b, ",\"server\":{\"domain\":");
+    lp_json_str(b, name.p, name.n);
+    lp_buf_puts_lit(b, ",\"port\":");
+    lp_buf_append_u64(b, (uint64_t)port);
+    lp_buf_putc(b, '}');
+}
+
+static void put_http(lp_buf *b, const lp_access_line *a)
+{
+    static const char open_http[] = ",\"http\":{";
+    size_t opened_at = b->len, first = b->len + sizeof open_http - 1;
+    int referrer = a->has_trailer && has_value(a->referrer);
+    if (a->method.n) {
+        lp_buf_puts_lit(b, ",\"http\":{\"request\":{\"method\":");
+        lp_json_str(b, a->method.p, a->method.n);
+        if (referrer) {
+            lp_buf_puts_lit(b, ",\"referrer\":");
+            put_log_string(b, a->referrer);
+        }
+        lp_buf_putc(b, '}');
+    } else if (referrer) { /* a referrer sent with a request line that was not HTTP */
+        lp_buf_puts_lit(b, ",\"http\":{\"request\":{\"referrer\":");
+        put_log_string(b, a->referrer);
+        lp_buf_putc(b, '}');
+    } else {
+        lp_buf_puts_lit(b, ",\"http\":{");
+    }
     if (a->protocol.n) {
         lp_buf_puts_lit(b, ",\"version\":");
         lp_json_str(b, a->protocol.p, a->protocol.n);
     }
-    lp_buf_puts_lit(b, ",\"response\":{\"status_code\":");
-    lp_buf_append_u64(b, (uint64_t)a->status);
-    if (a->bytes >= 0) {
-        lp_buf_puts_lit(b, ",\"body\":{\"bytes\":");
-        lp_buf_append_u64(b, (uint64_t)a->bytes);
+    if (a->status) {
+        member(b, first, ",\"response\":{\"status_code\":");
+        lp_buf_append_u64(b, (uint64_t)a->status);
+        if (a->bytes >= 0) {
+            lp_buf_puts_lit(b, ",\"body\":{\"bytes\":");
+            lp_buf_append_u64(b, (uint64_t)a->bytes);
+            lp_buf_putc(b, '}');
+        }
         lp_buf_putc(b, '}');
+    } else if (a->bytes >= 0) {
+        member(b, first, ",\"response\":{\"body\":{\"bytes\":");
+        lp_buf_append_u64(b, (uint64_t)a->bytes);
+        lp_buf_puts_lit(b, "}}");
     }
-    lp_buf_puts_lit(b, "}},\"url\":{\"original\":");
+    if (b->len == first)
+        b->len = opened_at; /* nothing at all was logged about the request */
+    else
+        lp_buf_putc(b, '}');
+}
+
+/* An HTTP request's target, split; any other request kept whole. */
+static void put_url(lp_buf *b, const lp_access_line *a)
+{
+    if (a->request_kind == LP_REQUEST_NONE)
+        return;
+    lp_buf_puts_lit(b, ",\"url\":{\"original\":");
+    if (a->request_kind == LP_REQUEST_RAW) {
+        put_log_string(b, a->request);
+        lp_buf_putc(b, '}');
+        return;
+    }
     put_log_string(b, a->target);
     lp_buf_puts_lit(b, ",\"path\":");
     put_log_string(b, a->path);
@@ -305,7 +427,24 @@ static void put_document(lp_buf *b, const lp_access_line *a, int host_kind, int6
         put_log_string(b, a->query);
     }
     lp_buf_putc(b, '}');
-    if (a->has_trailer && !is_dash(a->agent)) {
+}
+
+static void put_document(lp_buf *b, const lp_access_line *a, int host_kind, const lp_vhost *vhost,
+                         int64_t ts)
+{
+    lp_buf_puts_lit(b, "{\"@timestamp\":\"");
+    lp_append_rfc3339(b, ts);
+    put_client(b, a, host_kind);
+    if (a->vhost.n)
+        put_server(b, vhost->name, vhost->kind, vhost->port);
+    if (!lp_slice_is_dash(a->user)) {
+        lp_buf_puts_lit(b, ",\"user\":{\"name\":");
+        lp_json_str(b, a->user.p, a->user.n);
+        lp_buf_putc(b, '}');
+    }
+    put_http(b, a);
+    put_url(b, a);
+    if (a->has_trailer && has_value(a->agent)) {
         lp_buf_puts_lit(b, ",\"user_agent\":{\"original\":");
         put_log_string(b, a->agent);
         lp_buf_putc(b, '}');
@@ -319,9 +458,20 @@ static int32_t fixed_offset(void *ctx, int64_t local)
     return ((lp_parser *)ctx)->offset;
 }
 
+/* Reads the vhost_combined prefix; NULL or a reason. */
+static const char *read_vhost(lp_slice v, lp_vhost *out)
+{
+    if (!split_vhost(v, &out->name, &out->port))
+        return "bad virtual host: expected \"name:port\" (Apache's %v:%p) before the client address";
+    if ((out->kind = classify_host(out->name)) < 0)
+        return "bad virtual host: neither an IP address nor a host name";
+    return NULL;
+}
+
 int lp_parse_line(lp_parser *p, const char *line, size_t len, lp_buf *out, lp_parse_result *res)
 {
     lp_access_line a;
+    lp_vhost vhost = {{NULL, 0}, 0, -1};
     const char *why = lp_access_tokenize(line, len, &a);
     int host_kind = 0;
     if (!why)
@@ -332,13 +482,13 @@ int lp_parse_line(lp_parser *p, const char *line, size_t len, lp_buf *out, lp_pa
                   : lp_time_read_seed(a.time, p->fixed_zone ? fixed_offset : iana_offset, p,
                                       &res->timestamp);
     }
-    if (!why && a.protocol.n && (a.protocol.n > 8 || a.protocol.p[0] < '0' || a.protocol.p[0] > '9'))
-        why = "malformed request line: bad HTTP version";
+    if (!why && a.vhost.n)
+        why = read_vhost(a.vhost, &vhost);
     if (!why && (host_kind = classify_host(a.host)) < 0)
         why = "bad client address: neither an IP address nor a host name";
     res->reject_reason = why;
     if (why)
         return -1;
-    put_document(out, &a, host_kind, res->timestamp);
+    put_document(out, &a, host_kind, &vhost, res->timestamp);
     return 0;
 }

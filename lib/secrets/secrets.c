@@ -123,32 +123,35 @@ static int read_env(const char *what, const lp_secret_ref *r, lp_buf *out, lp_er
     return 0;
 }
 
+/* Larger than any credential or certificate chain: a file this big is not a secret. */
+#define FILE_MAX (1u << 20)
+
+/* Read with lp_buf_read_file (O_NONBLOCK, so a FIFO or a device cannot block
+ * start-up; regular files only), then refused unless owned by this user or
+ * root (another owner can change it, whatever its mode) and unreadable by
+ * others. Symbolic links are followed on purpose: Kubernetes mounts secrets,
+ * and EKS its web identity token, as links into ..data/; the checks apply to
+ * the target, through the descriptor that was read. */
 static int read_file(const char *what, const lp_secret_ref *r, lp_buf *out, lp_error *e)
 {
-    int fd = open(r->id, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: %s", what, r->id, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: not a regular file", what, r->id);
+    if (lp_buf_read_file(out, r->id, FILE_MAX, &st))
+        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: %s", what, r->id,
+                       errno == EINVAL ? "not a regular file (FIFOs, devices and directories are refused)"
+                       : errno == EFBIG ? "larger than 1 MiB, which no credential is" : strerror(errno));
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        lp_buf_wipe(out);
+        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: owned by uid %u, neither this user (uid %u) nor root: "
+                       "another user could change it; chown it", what, r->id, (unsigned)st.st_uid,
+                       (unsigned)geteuid());
     }
     if (st.st_mode & 077) {
-        close(fd);
-        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: mode %04o lets other users read it: chmod 600 it",
-                       what, r->id, (unsigned)(st.st_mode & 07777));
+        lp_buf_wipe(out);
+        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: mode %04o lets other users read it: chmod 600 it", what,
+                       r->id, (unsigned)(st.st_mode & 07777));
     }
-    lp_buf_reset(out);
-    lp_buf_grow(out, (size_t)st.st_size + 1); /* one allocation: no stale copies from growth */
-    ssize_t n;
-    while ((n = read(fd, out->data + out->len, out->cap - out->len - 1)) > 0)
-        out->len += (size_t)n;
-    close(fd);
-    if (n < 0)
-        return lp_fail(e, LP_EXIT_USAGE, "%s: file://%s: %s", what, r->id, strerror(errno));
     while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
         out->data[--out->len] = 0; /* the newline an editor adds is not part of a key */
-    lp_buf_cstr(out);
     return 0;
 }
 
@@ -188,32 +191,66 @@ static int select_key(const char *what, const lp_secret_ref *r, lp_buf *out, lp_
     return rc;
 }
 
-int lp_secret_resolve(const char *what, const char *text, lp_buf *out, lp_error *e)
+/* The value text stands for, whole: a JSON object stays one. */
+static int resolve_any(const char *what, const char *text, lp_secret_ref *r, lp_buf *out, lp_error *e)
 {
-    lp_secret_ref r;
-    if (lp_secret_ref_parse(what, text, &r, e))
+    if (lp_secret_ref_parse(what, text, r, e))
         return -1;
     int rc = 0;
-    switch (r.kind) {
+    switch (r->kind) {
     case LP_SECRET_LITERAL:
         lp_buf_reset(out);
         lp_buf_append(out, text, strlen(text));
         lp_buf_cstr(out);
         return 0;
-    case LP_SECRET_ENV: rc = read_env(what, &r, out, e); break;
-    case LP_SECRET_FILE: rc = read_file(what, &r, out, e); break;
+    case LP_SECRET_ENV: rc = read_env(what, r, out, e); break;
+    case LP_SECRET_FILE: rc = read_file(what, r, out, e); break;
     case LP_SECRET_AWS_SM: {
         lp_error ae;
-        if ((rc = lp_aws_get_secret(r.id, *r.region ? r.region : NULL, out, &ae)))
+        if ((rc = lp_aws_get_secret(r->id, *r->region ? r->region : NULL, out, &ae)))
             lp_fail(e, ae.code, "%s: %s", what, ae.msg);
         break;
     }
     }
-    if (!rc && *r.key)
-        rc = select_key(what, &r, out, e);
+    if (!rc && *r->key)
+        rc = select_key(what, r, out, e);
     if (rc)
         lp_buf_wipe(out);
     return rc;
+}
+
+static int is_json_object(const lp_buf *v)
+{
+    size_t i = 0;
+    while (i < v->len && strchr(" \t\r\n", v->data[i]))
+        i++;
+    if (i == v->len || v->data[i] != '{')
+        return 0;
+    json_malloc_t m;
+    json_free_t f;
+    lp_aws_json_wiping_begin(&m, &f);
+    json_t *j = json_loadb(v->data, v->len, 0, NULL);
+    int object = json_is_object(j);
+    json_decref(j);
+    lp_aws_json_wiping_end(m, f);
+    return object;
+}
+
+int lp_secret_resolve(const char *what, const char *text, lp_buf *out, lp_error *e)
+{
+    lp_secret_ref r;
+    if (resolve_any(what, text, &r, out, e))
+        return -1;
+    if (r.kind != LP_SECRET_LITERAL && !*r.key && is_json_object(out)) {
+        /* The seed's secret is one JSON object: without #key the whole of it
+         * would become this one value, and then a message quoting it. */
+        lp_buf_wipe(out);
+        char ref[1400];
+        describe(&r, ref, sizeof ref);
+        return lp_fail(e, LP_EXIT_USAGE, "%s: %s holds a JSON object, not one value: did you forget #key? "
+                       "(%s#KEY selects one field)", what, ref, ref);
+    }
+    return 0;
 }
 
 /* ---- --secrets: one JSON object onto many settings ------------------------------ */
@@ -221,21 +258,30 @@ int lp_secret_resolve(const char *what, const char *text, lp_buf *out, lp_error 
 static const struct {
     const char *key; /* matched case-insensitively */
     size_t field;
+    const char *option; /* what it sets, for lp_secret_key_option */
 } mapping[] = {
-    {"kafka_bootstrap_server", offsetof(lp_secret_settings, brokers)},
-    {"kafka_bootstrap_servers", offsetof(lp_secret_settings, brokers)},
-    {"kafka_username", offsetof(lp_secret_settings, kafka_username)},
-    {"kafka_secret", offsetof(lp_secret_settings, kafka_password)},
-    {"kafka_password", offsetof(lp_secret_settings, kafka_password)},
-    {"kafka_sasl_mechanism", offsetof(lp_secret_settings, kafka_mechanism)},
-    {"kafka_security_protocol", offsetof(lp_secret_settings, kafka_protocol)},
-    {"kafka_ca_pem", offsetof(lp_secret_settings, kafka_ca_pem)},
-    {"elasticsearch_url", offsetof(lp_secret_settings, es_url)},
-    {"elasticsearch_api_key", offsetof(lp_secret_settings, es_api_key)},
-    {"elasticsearch_username", offsetof(lp_secret_settings, es_username)},
-    {"elasticsearch_password", offsetof(lp_secret_settings, es_password)},
-    {"elasticsearch_ca_pem", offsetof(lp_secret_settings, es_ca_pem)},
+    {"kafka_bootstrap_server", offsetof(lp_secret_settings, brokers), "--brokers"},
+    {"kafka_bootstrap_servers", offsetof(lp_secret_settings, brokers), "--brokers"},
+    {"kafka_username", offsetof(lp_secret_settings, kafka_username), "sasl.username"},
+    {"kafka_secret", offsetof(lp_secret_settings, kafka_password), "sasl.password"},
+    {"kafka_password", offsetof(lp_secret_settings, kafka_password), "sasl.password"},
+    {"kafka_sasl_mechanism", offsetof(lp_secret_settings, kafka_mechanism), "sasl.mechanisms"},
+    {"kafka_security_protocol", offsetof(lp_secret_settings, kafka_protocol), "security.protocol"},
+    {"kafka_ca_pem", offsetof(lp_secret_settings, kafka_ca_pem), "ssl.ca.pem"},
+    {"elasticsearch_url", offsetof(lp_secret_settings, es_url), "--es"},
+    {"elasticsearch_api_key", offsetof(lp_secret_settings, es_api_key), "--es-api-key"},
+    {"elasticsearch_username", offsetof(lp_secret_settings, es_username), "--es-user"},
+    {"elasticsearch_password", offsetof(lp_secret_settings, es_password), "--es-password"},
+    {"elasticsearch_ca_pem", offsetof(lp_secret_settings, es_ca_pem), "--es-ca"},
 };
+
+const char *lp_secret_key_option(const char *json_key)
+{
+    for (size_t i = 0; i < sizeof mapping / sizeof *mapping; i++)
+        if (!strcasecmp(json_key, mapping[i].key))
+            return mapping[i].option;
+    return NULL;
+}
 
 #define FIELD(s, off) ((char **)((char *)(s) + (off)))
 
@@ -251,7 +297,7 @@ int lp_secret_settings_load(const char *ref, lp_secret_settings *s, lp_error *e)
     if (*r.key)
         return lp_fail(e, LP_EXIT_USAGE, "--secrets: the whole JSON object is read: drop the \"#%s\"", r.key);
     lp_buf text = LP_BUF_INIT;
-    if (lp_secret_resolve("--secrets", ref, &text, e))
+    if (resolve_any("--secrets", ref, &r, &text, e))
         return -1;
     json_malloc_t m;
     json_free_t f;

@@ -4,7 +4,8 @@
  *
  *   aws-sm://SECRET_ID[?region=R][#json_key]   AWS Secrets Manager
  *   env://NAME[#json_key]                      an environment variable (cleared once read)
- *   file:///path[#json_key]                    a file of mode 0600 or stricter
+ *   file:///path[#json_key]                    a regular file of mode 0600 or stricter,
+ *                                              owned by this user or root
  *
  * With #json_key the value is a JSON object and the key selects one field.
  * Anything else is a literal value. `--secrets REF` loads a whole JSON object
@@ -38,8 +39,10 @@ int lp_secret_is_ref(const char *text);
  * name the option (`what`) and the part that is malformed. */
 int lp_secret_ref_parse(const char *what, const char *text, lp_secret_ref *r, lp_error *e);
 
-/* The value text stands for, into out (NUL-terminated; wipe it with
- * lp_buf_wipe). Errors name the option and the reference, never a value. */
+/* The one value text stands for, into out (NUL-terminated; wipe it with
+ * lp_buf_wipe). A reference without #json_key that holds a JSON object is
+ * refused ("did you forget #key?"): every caller wants a single value. Errors
+ * name the option and the reference, never a value. */
 int lp_secret_resolve(const char *what, const char *text, lp_buf *out, lp_error *e);
 
 /* What a --secrets object can set. Every field is NULL or a heap string the
@@ -54,5 +57,9 @@ typedef struct lp_secret_settings {
  * secret may serve other consumers too). */
 int lp_secret_settings_load(const char *ref, lp_secret_settings *s, lp_error *e);
 void lp_secret_settings_wipe(lp_secret_settings *s);
+
+/* The setting a --secrets key maps onto ("--brokers", "sasl.password", ...),
+ * or NULL for a key logpipe does not know. */
+const char *lp_secret_key_option(const char *json_key);
 
 #endif

@@ -10,7 +10,7 @@ import secrets
 import subprocess
 
 import requests
-from conftest import es_count
+from conftest import create_topic, es_count
 from helpers import committed, high_watermarks, read_topic, run
 
 START = "2026-01-21T22:23:40Z"
@@ -107,6 +107,57 @@ def test_typed_mapping_makes_fields_queryable(logpipe_bin, kafka, es, topic, uni
     types = {m["mappings"]["http.response.status_code"]["mapping"]["status_code"]["type"]
              for m in mapping.values()}
     assert types == {"long"}
+
+
+# Lines of requests that never completed, from real servers (tests/unit/test_parse.c
+# names each source), and one line that is not an access log at all.
+SHAPES = [
+    b'::1 - - [26/Dec/2016:16:16:48 +0200] "-" 408 -',
+    b'127.0.0.1 - - [12/Apr/2018:09:48:40 +0200] "" 400 0 "-" "-"',
+    b'91.157.67.239 - - [30/Dec/2015:12:11:01 +0200] "\\x16\\x03\\x01\\x00\\xCA\\x01\\x00\\x00\\xC6\\x03\\x03" 400 181 "-" "-"',
+    b'83.149.9.216 - a.user [11/Jan/2020:23:05:27 +0100] "OPTIONS /remote.php/ HTTP/1.1" - 7908 "-" "monitoring-client (v2.2)"',
+    b'127.0.1.1:80 127.0.0.1 - - [26/Jun/2012:10:41:10 -0700] "OPTIONS * HTTP/1.0" 200 126 "-" "Apache/2.2.22 (Ubuntu)"',
+    b'www.example.com:80 10.240.1.8 - - [06/Mar/2013:00:39:19 +0000] "-" 408 0 "-" "-" -',
+    b'[Mon Aug 31 16:27:04 2015] [error] [client 10.17.42.3] Premature end of script headers: example.com',
+]
+
+
+def test_incomplete_requests_and_vhost_lines_become_documents(logpipe_bin, kafka, es, kafka_admin, unique):
+    topic = f"shapes-{unique}"
+    create_topic(kafka_admin, topic, partitions=1)  # one partition: offset i is line i
+    r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "-i", "-", stdin=b"\n".join(SHAPES) + b"\n")
+    assert r.code == 0, r.stderr
+    r = consume(logpipe_bin, kafka, es, topic, f"g-{unique}", unique)
+    assert r.code == 0, r.stderr
+    s = r.summary()
+    assert (s["consumed"], s["indexed"], s["rejected"], s["dead_lettered"]) == (7, 6, 1, 1)
+    assert es_count(es, unique) == 6
+    hits = requests.post(f"{es}/{unique}/_search", json={"size": 10}, timeout=30).json()["hits"]["hits"]
+    doc = {h["_source"]["kafka"]["offset"]: h["_source"] for h in hits}
+    for d in doc.values():
+        del d["kafka"]
+
+    assert doc[0] == {"@timestamp": "2016-12-26T14:16:48Z", "source": {"ip": "::1"},
+                      "http": {"response": {"status_code": 408}}}
+    assert doc[1] == {"@timestamp": "2018-04-12T07:48:40Z", "source": {"ip": "127.0.0.1"},
+                      "http": {"response": {"status_code": 400, "body": {"bytes": 0}}}}
+    assert doc[2]["url"] == {"original": r"\x16\x03\x01\x00\xCA\x01\x00\x00\xC6\x03\x03"}
+    assert "request" not in doc[2]["http"] and "version" not in doc[2]["http"]
+    assert doc[3]["http"]["response"] == {"body": {"bytes": 7908}} and doc[3]["http"]["request"] == {"method": "OPTIONS"}
+    assert doc[4]["server"] == {"ip": "127.0.1.1", "port": 80} and doc[4]["source"] == {"ip": "127.0.0.1"}
+    assert doc[5] == {"@timestamp": "2013-03-06T00:39:19Z", "source": {"ip": "10.240.1.8"},
+                      "server": {"domain": "www.example.com", "port": 80},
+                      "http": {"response": {"status_code": 408, "body": {"bytes": 0}}}}
+    # the template types the new fields: server.ip is an ip (CIDR), server.port a number
+    assert es_count(es, unique, {"term": {"server.ip": "127.0.0.0/8"}}) == 1
+    assert es_count(es, unique, {"range": {"server.port": {"gte": 80, "lte": 80}}}) == 2
+    # and what an operator asks first: the requests that never came, the non-HTTP bytes
+    assert es_count(es, unique, {"bool": {"must_not": {"exists": {"field": "url.original"}}}}) == 3
+    assert es_count(es, unique, {"bool": {"filter": {"exists": {"field": "url.original"}},
+                                          "must_not": {"exists": {"field": "http.request.method"}}}}) == 1
+    # the line that is not an access log is in the dead-letter topic, bytes intact
+    dead = read_topic(kafka, f"{topic}.dlq", 1)
+    assert [m.value() for m in dead] == [SHAPES[6]]
 
 
 def test_documents_that_barely_compress_are_indexed_whole(logpipe_bin, kafka, es, topic, unique):

@@ -97,9 +97,12 @@ def test_kill_9_at_five_random_moments(logpipe_bin, kafka, es, topic, unique):
     assert r.summary()["exit_code"] == 0
 
 
-def good_lines(logpipe_bin, count, seed, ratio) -> int:
+def good_lines(logpipe_bin, count, seed, ratio, first: int | None = None) -> int:
+    """How many of the generated lines (of the first `first` of them) parse."""
     gen = subprocess.run([logpipe_bin, "generate", "--count", str(count), "--seed", str(seed), "--start", START,
                           "--malformed-ratio", ratio], capture_output=True, check=True).stdout
+    if first is not None:
+        gen = b"".join(gen.splitlines(keepends=True)[:first])
     return subprocess.run([logpipe_bin, "parse"], input=gen, capture_output=True, check=True).stdout.count(b"\n")
 
 
@@ -110,6 +113,32 @@ def assert_dead_lettered_once(kafka, topic, rejected):
     assert len(coords) == len(set(coords)), "a rejected message was dead-lettered twice"
 
 
+def log_lines(p: subprocess.Popen) -> tuple[list[str], threading.Thread]:
+    """Collects a running consumer's log line by line, as logpipe writes them."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(p.stderr.readline, "")), daemon=True)
+    reader.start()
+    return lines, reader
+
+
+def wait_for_line(lines: list[str], text: str, timeout: float = 120) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = next((x for x in lines if text in x), None)
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"logpipe never logged {text!r}; its log:\n{''.join(lines)[-3000:]}")
+
+
+def take_over_transactional_id(kafka: str, lines: list[str]) -> None:
+    """Fences a consumer's dead-letter producer (its -v log names its
+    transactional.id) the way a coordinator does that aborted its
+    transaction: another producer takes the same id."""
+    txn_id = wait_for_line(lines, "transactional.id").split()[-1]
+    Producer({"bootstrap.servers": kafka, "transactional.id": txn_id}).init_transactions(30)
+
+
 def test_a_fenced_dead_letter_producer_is_replaced_and_nothing_is_lost(logpipe_bin, kafka, es, topic, unique):
     # A broker that was away long enough aborts the open transaction and
     # fences its producer for good; another producer taking the same
@@ -118,19 +147,10 @@ def test_a_fenced_dead_letter_producer_is_replaced_and_nothing_is_lost(logpipe_b
     group, index = f"g-{unique}", unique
     p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "5", "-v",
                        "--batch-docs", "1000")
-    lines: list[str] = []
-
-    # line by line, as logpipe writes them
-    reader = threading.Thread(target=lambda: lines.extend(iter(p.stderr.readline, "")), daemon=True)
-    reader.start()
+    lines, reader = log_lines(p)
     try:
-        deadline = time.time() + 120
-        while not any("transactional.id" in x for x in lines) and time.time() < deadline:
-            time.sleep(0.1)
-        txn_id = next(x for x in lines if "transactional.id" in x).split()[-1]
         wait_for_count(es, index, 10_000)
-        intruder = Producer({"bootstrap.servers": kafka, "transactional.id": txn_id})
-        intruder.init_transactions(30)
+        take_over_transactional_id(kafka, lines)
         code = p.wait(timeout=300)
     finally:
         if p.poll() is None:
@@ -213,6 +233,16 @@ def test_broker_restart_during_produce_and_consume(logpipe_bin, kafka, es, topic
     assert_exact(kafka, es, topic, group, index, 150_000)
 
 
+def finish_members(a: subprocess.Popen, b: subprocess.Popen, timeout: float = 300) -> None:
+    """Waits for a second member b, then the first member a: both must exit
+    0, and a must really have been through a rebalance."""
+    bcode, _, berr = finish(b)
+    acode, _, aerr = finish(a, timeout=timeout)
+    assert bcode == 0, berr
+    assert acode == 0, aerr
+    assert "revoking" in aerr
+
+
 def test_rebalance_when_a_member_joins_and_leaves(logpipe_bin, kafka, es, topic, unique):
     produce(logpipe_bin, kafka, topic, 150_000, seed=25)
     group, index = f"g-{unique}", unique
@@ -223,13 +253,17 @@ def test_rebalance_when_a_member_joins_and_leaves(logpipe_bin, kafka, es, topic,
                        "--batch-docs", "1000")
     time.sleep(8)
     b.send_signal(signal.SIGTERM)
-    bcode, _, berr = finish(b)
-    acode, _, aerr = finish(a)
-    assert bcode == 0, berr
-    assert acode == 0, aerr
-    assert "revoking" in aerr  # the rebalance really happened
+    finish_members(a, b)
     consume_to_end(logpipe_bin, kafka, es, topic, group, index)
     assert_exact(kafka, es, topic, group, index, 150_000)
+
+
+def wait_for_bulks(faults: Faults, count: int, timeout: float = 60) -> None:
+    """Waits until the fault proxy has received `count` bulk requests."""
+    deadline = time.time() + timeout
+    while faults.bulk_requests < count and time.time() < deadline:
+        time.sleep(0.2)
+    assert faults.bulk_requests >= count, "the consumer never sent its bulks"
 
 
 def test_a_rebalance_while_the_partitions_are_paused_does_not_leave_them_paused(
@@ -244,21 +278,14 @@ def test_a_rebalance_while_the_partitions_are_paused_does_not_leave_them_paused(
     with FaultProxy(es, faults) as proxy:
         a = start_consumer(logpipe_bin, kafka, proxy.url, topic, group, index, "--until-idle", "6", "-v",
                            "--batch-docs", "500")
-        deadline = time.time() + 60
-        while faults.bulk_requests < 2 and time.time() < deadline:
-            time.sleep(0.2)
-        assert faults.bulk_requests >= 2, "the consumer never sent its bulks"
+        wait_for_bulks(faults, 2)
         time.sleep(2.5)  # both slots busy, the next batch full for more than a second: paused
         b = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "30", "-v",
                            "--batch-docs", "500")
         faults.delay_s = 0  # bulks sent from now on (the revocation's drain) answer at once
         time.sleep(12)
         b.send_signal(signal.SIGTERM)
-        bcode, _, berr = finish(b)
-        acode, _, aerr = finish(a, timeout=120)
-    assert bcode == 0, berr
-    assert acode == 0, aerr
-    assert "revoking" in aerr  # the rebalance really happened
+        finish_members(a, b, timeout=120)
     consume_to_end(logpipe_bin, kafka, es, topic, group, index)
     assert_exact(kafka, es, topic, group, index, 30_000)
 

@@ -1,5 +1,6 @@
 """logpipe produce against the real Kafka broker."""
 
+import pytest
 from helpers import high_watermarks, read_topic, run
 
 START = "2026-01-21T22:23:40Z"
@@ -25,13 +26,15 @@ def test_input_file_and_empty_lines(logpipe_bin, kafka, topic, tmp_path):
     assert sorted(m.value() for m in read_topic(kafka, topic, 3)) == [b"one", b"three", b"two"]
 
 
-def test_key_ip_keeps_a_client_on_one_partition(logpipe_bin, kafka, topic):
+@pytest.mark.parametrize("fmt, client_field", [("seed", 0), ("vhost_combined", 1)])
+def test_key_ip_keeps_a_client_on_one_partition(logpipe_bin, kafka, topic, fmt, client_field):
+    # vhost_combined's first field is the virtual host: the key is the client after it
     r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "3000", "--seed", "3",
-            "--key", "ip", "--compression", "lz4")
+            "--key", "ip", "--compression", "lz4", "--format", fmt, "--realistic")
     assert r.code == 0, r.stderr
     by_ip: dict[bytes, set[int]] = {}
     for m in read_topic(kafka, topic, 3000):
-        assert m.key() == m.value().split(b" ", 1)[0]
+        assert m.key() == m.value().split(b" ")[client_field]
         by_ip.setdefault(m.key(), set()).add(m.partition())
     assert all(len(p) == 1 for p in by_ip.values())
 

@@ -11,9 +11,15 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import resource
+import shutil
+import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -168,6 +174,17 @@ def test_credentials_on_the_command_line_are_refused_before_any_data_moves(logpi
     assert requests.head(f"{es}/{unique}", timeout=10).status_code == 404
 
 
+def readable(path: Path) -> bytes:
+    """What this test process can read of a /proc file. logpipe is not
+    dumpable, so without CAP_SYS_PTRACE (a container's root may lack it) its
+    environ is refused outright, which leaks nothing; with it (as here), the
+    content is checked."""
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        return b""
+
+
 def test_no_secret_reaches_output_argv_or_environ(logpipe_bin, kafka, es, topic, unique, secret, tmp_path):
     """The ES API key from Secrets Manager reaches Elasticsearch (a recording
     proxy sees it), and neither it nor the AWS secret key appears in logpipe's
@@ -190,7 +207,7 @@ def test_no_secret_reaches_output_argv_or_environ(logpipe_bin, kafka, es, topic,
             time.sleep(0.1)
         assert proxy.faults.bulk_requests, "logpipe never reached Elasticsearch"
         for _ in range(5):  # while it runs
-            seen += (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+            seen += (proc / "cmdline").read_bytes() + readable(proc / "environ")
             time.sleep(0.2)
         out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
@@ -198,3 +215,155 @@ def test_no_secret_reaches_output_argv_or_environ(logpipe_bin, kafka, es, topic,
     assert b"AWS_SECRET_ACCESS_KEY" not in seen and aws_key.encode() not in seen
     assert api_key.encode() not in seen
     assert api_key not in out + err and aws_key not in out + err
+
+
+def test_a_whole_secret_from_secrets_manager_for_one_value_is_refused_without_quoting_it(logpipe_bin, kafka, es,
+                                                                                       topic, unique, secret,
+                                                                                       tmp_path):
+    values = {"kafka_bootstrap_server": kafka, "kafka_username": f"user-{unique}", "kafka_secret": f"kp-{unique}",
+              "elasticsearch_URL": es, "elasticsearch_API_Key": f"apikey-{unique}"}
+    name = secret(values)
+    env = key_env(tmp_path)
+    r = logpipe(logpipe_bin, env, "produce", "--brokers", f"aws-sm://{name}", "-t", topic, "--count", "1")
+    assert r.returncode == 2 and "--brokers" in r.stderr and "did you forget #key?" in r.stderr, r.stderr
+    r2 = logpipe(logpipe_bin, env, "consume", "-b", kafka, "--es", f"aws-sm://{name}", "-t", topic,
+                 "-g", f"g-{unique}", "-i", unique, "--until-idle", "1")
+    assert r2.returncode == 2 and "--es" in r2.stderr and "did you forget #key?" in r2.stderr, r2.stderr
+    for v in values.values():
+        assert v not in r.stderr and v not in r2.stderr.replace(f"-b {kafka}", "")
+
+
+def test_no_core_file_and_no_access_for_same_user_processes(logpipe_bin, tmp_path):
+    """Non-dumpable from the start: a crash writes no core (it would hold the
+    SASL password and API key), and /proc/<pid>/environ, mem, ... belong to
+    root, so other processes of the same user can neither read nor ptrace it."""
+    saved = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (saved[1], saved[1]))  # inherited: cores allowed
+    try:
+        p = subprocess.Popen([logpipe_bin, "parse"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, saved)
+    time.sleep(0.5)
+    os.kill(p.pid, signal.SIGQUIT)  # dumps core by default (and no sanitizer catches it)
+    _, status = os.waitpid(p.pid, 0)
+    p.returncode = -signal.SIGQUIT  # reaped here: keep Popen from waiting again
+    assert os.WIFSIGNALED(status) and not os.WCOREDUMP(status)
+    assert not list(tmp_path.glob("core*"))
+
+    # As another user than root (when root, as nobody), so that ownership tells.
+    workdir = Path(tempfile.mkdtemp(prefix="logpipe-dumpable-"))
+    try:
+        workdir.chmod(0o755)
+        binary = workdir / "logpipe"
+        shutil.copy(logpipe_bin, binary)
+        binary.chmod(0o755)
+        nobody = 65534 if os.geteuid() == 0 else None
+        p = subprocess.Popen([str(binary), "parse"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             user=nobody, group=nobody, cwd=workdir)
+        try:
+            time.sleep(0.5)
+            uid = int(next(line for line in Path(f"/proc/{p.pid}/status").read_text().splitlines()
+                           if line.startswith("Uid:")).split()[1])
+            assert uid != 0
+            assert os.stat(f"/proc/{p.pid}/environ").st_uid == 0
+            assert os.stat(f"/proc/{p.pid}/mem").st_uid == 0
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        shutil.rmtree(workdir)
+
+
+@pytest.fixture
+def private_aws(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A moto of this test's own, IAM checks on (the shared one's user may not
+    create roles, and web identity needs an unsigned call): its first three
+    actions, unsigned, create an administrator whose key signs the rest."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "moto.log", "w") as log:
+        p = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                             env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stdout=log,
+                             stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/moto-api/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline and p.poll() is None, (tmp_path / "moto.log").read_text()
+            time.sleep(0.2)
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIAUNSIGNED",
+                           aws_secret_access_key="unsigned")
+        iam.create_user(UserName="admin")
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        yield url, {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_web_identity_and_role_profiles_through_sts(logpipe_bin, kafka, topic, private_aws, tmp_path):
+    """The role's keys, and only they, can read the secret: a user that may
+    only assume the role (role_arn + source_profile: AssumeRole signed with
+    its keys), and a web identity token (AssumeRoleWithWebIdentity, the one
+    unsigned call moto is told to let through) both reach Kafka from it."""
+    url, admin = private_aws
+    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", **admin)
+    iam.create_user(UserName="assumer")
+    assumer_key = iam.create_access_key(UserName="assumer")["AccessKey"]
+    assumer_arn = iam.get_user(UserName="assumer")["User"]["Arn"]
+    iam.put_user_policy(UserName="assumer", PolicyName="assume", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": assumer_arn}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.local"},
+         "Action": "sts:AssumeRoleWithWebIdentity"}]}
+    role_arn = iam.create_role(RoleName="logpipe-reader", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="logpipe-reader", PolicyName="read", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}))
+    untrusting = iam.create_role(RoleName="not-for-logpipe", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": iam.get_user(UserName="admin")["User"]["Arn"]},
+             "Action": "sts:AssumeRole"}]}))
+    sm = boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1", **admin)
+    sm.create_secret(Name="logpipe/role-test", SecretString=json.dumps({"kafka_bootstrap_server": kafka}))
+    base = {**base_env(tmp_path), "AWS_ENDPOINT_URL": url}
+    args = ("produce", "--secrets", "aws-sm://logpipe/role-test", "-t", topic, "--count", "10")
+
+    # the assumer's own keys may not read the secret
+    r = logpipe(logpipe_bin, {**base, "AWS_ACCESS_KEY_ID": assumer_key["AccessKeyId"],
+                              "AWS_SECRET_ACCESS_KEY": assumer_key["SecretAccessKey"]}, *args)
+    assert r.returncode == 2 and "AccessDenied" in r.stderr, r.stderr
+
+    (tmp_path / "credentials").write_text(f"[base]\naws_access_key_id = {assumer_key['AccessKeyId']}\n"
+                                          f"aws_secret_access_key = {assumer_key['SecretAccessKey']}\n")
+    (tmp_path / "config").write_text(f"[profile reader]\nrole_arn = {role_arn}\nsource_profile = base\n"
+                                     f"[profile denied]\nrole_arn = {untrusting['Role']['Arn']}\n"
+                                     "source_profile = base\n")
+    files = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+             "AWS_CONFIG_FILE": str(tmp_path / "config")}
+    r = logpipe(logpipe_bin, {**base, **files, "AWS_PROFILE": "reader"}, *args)
+    assert r.returncode == 0, r.stderr
+    r = logpipe(logpipe_bin, {**base, **files, "AWS_PROFILE": "denied"}, *args)
+    assert r.returncode == 2, r.stderr
+    assert f"AWS profile denied (role_arn): STS AssumeRole for {untrusting['Role']['Arn']}: AccessDenied" in r.stderr
+    assert assumer_key["SecretAccessKey"] not in r.stderr
+
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6bG9ncGlwZSJ9.c2ln\n")
+    requests.post(f"{url}/moto-api/reset-auth", data=b"1", timeout=10).raise_for_status()
+    r = logpipe(logpipe_bin, {**base, "AWS_WEB_IDENTITY_TOKEN_FILE": str(token), "AWS_ROLE_ARN": role_arn}, *args)
+    assert r.returncode == 0, r.stderr
+    # the allowance is spent: an unsigned GetSecretValue would now be refused,
+    # so the one that succeeded was signed with the role's keys
+    r = logpipe(logpipe_bin, {**base, "AWS_WEB_IDENTITY_TOKEN_FILE": str(token), "AWS_ROLE_ARN": role_arn}, *args)
+    assert r.returncode == 2 and "AssumeRoleWithWebIdentity" in r.stderr, r.stderr
+    assert sum(high_watermarks(kafka, topic).values()) == 20  # the two runs that had the role

@@ -161,6 +161,9 @@ int main(void)
     CHECK_STR(json_string_value(json_object_get(json_object_get(resp, "status_code"), "type")), "long");
     json_t *src = json_object_get(json_object_get(props, "source"), "properties");
     CHECK_STR(json_string_value(json_object_get(json_object_get(src, "ip"), "type")), "ip");
+    json_t *server = json_object_get(json_object_get(props, "server"), "properties");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(server, "ip"), "type")), "ip");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(server, "port"), "type")), "long");
     json_t *url = json_object_get(json_object_get(props, "url"), "properties");
     CHECK_STR(json_string_value(json_object_get(json_object_get(url, "path"), "type")), "keyword");
     CHECK_STR(json_string_value(json_array_get(json_object_get(t, "index_patterns"), 0)), "logs-access-*");

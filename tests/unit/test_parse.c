@@ -276,8 +276,8 @@ static void test_rejects(void)
     expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 600 1", "status");
     expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1k", "bytes");
     expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1", "quoted request");
-    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"-\" 400 0", "request line");
-    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"get / HTTP/1.1\" 200 1", "method");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"-\" -- 0", "status");
+    expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"-\" 408", "truncated");
     expect_reject("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\"", "referrer");
     expect_reject("\xff\xfe - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1", "client address");
     /* Truncated at every byte: never accepted, never a crash. */
@@ -286,6 +286,186 @@ static void test_rejects(void)
     for (size_t i = 0; i < n; i++)
         accepted += parse_n(full, i) != NULL;
     CHECK_INT(accepted, 0);
+}
+
+/*
+ * Real servers' lines, one per shape, each with the whole document it must
+ * become (so a field that should be absent and is there fails as surely as
+ * a wrong value), and lines that are not access logs at all, with the
+ * reject reason. Every line is copied from the named source: a web server's
+ * documentation or a log parser's own test suite. docs/schema.md lists the
+ * shapes.
+ */
+typedef struct shape_case {
+    const char *line, *document;
+} shape_case;
+
+typedef struct reject_case {
+    const char *line, *reason;
+} reject_case;
+
+static const shape_case shapes[] = {
+    /* Apache's own example, mod_log_config docs (httpd.apache.org/docs/2.4/logs.html): a request that completed */
+    {"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 2326 \"http://www.example.com/start.html\" \"Mozilla/4.08 [en] (Win98; I ;Nav)\"",
+     "{\"@timestamp\":\"2000-10-10T20:55:36Z\",\"source\":{\"ip\":\"127.0.0.1\"},\"user\":{\"name\":\"frank\"},\"http\":{\"request\":{\"method\":\"GET\",\"referrer\":\"http://www.example.com/start.html\"},\"version\":\"1.0\",\"response\":{\"status_code\":200,\"body\":{\"bytes\":2326}}},\"url\":{\"original\":\"/apache_pb.gif\",\"path\":\"/apache_pb.gif\"},\"user_agent\":{\"original\":\"Mozilla/4.08 [en] (Win98; I ;Nav)\"}}"},
+    /* "-" request, Apache 408, common: elastic/beats filebeat/module/apache/access/test/test.log */
+    {"::1 - - [26/Dec/2016:16:16:48 +0200] \"-\" 408 -",
+     "{\"@timestamp\":\"2016-12-26T14:16:48Z\",\"source\":{\"ip\":\"::1\"},\"http\":{\"response\":{\"status_code\":408}}}"},
+    /* "-" request, Apache 408, combined with %O: elastic/beats filebeat/module/apache/access/test/test.log */
+    {"127.0.0.1 - - [02/Feb/2019:05:38:45 +0100] \"-\" 408 152 \"-\" \"-\"",
+     "{\"@timestamp\":\"2019-02-02T04:38:45Z\",\"source\":{\"ip\":\"127.0.0.1\"},\"http\":{\"response\":{\"status_code\":408,\"body\":{\"bytes\":152}}}}"},
+    /* "-" request, Apache 408 with a 0 size: mvar/apache2-log-parser tests/MVar/Apache2LogParser/AccessLogParserTest.php */
+    {"192.168.25.1 - - [25/Jun/2012:14:00:14 -0700] \"-\" 408 0 \"-\" \"-\"",
+     "{\"@timestamp\":\"2012-06-25T21:00:14Z\",\"source\":{\"ip\":\"192.168.25.1\"},\"http\":{\"response\":{\"status_code\":408,\"body\":{\"bytes\":0}}}}"},
+    /* "" request, nginx 400 (connection closed before a request line): elastic/beats filebeat/module/nginx/access/test/test.log */
+    {"127.0.0.1 - - [12/Apr/2018:09:48:40 +0200] \"\" 400 0 \"-\" \"-\"",
+     "{\"@timestamp\":\"2018-04-12T07:48:40Z\",\"source\":{\"ip\":\"127.0.0.1\"},\"http\":{\"response\":{\"status_code\":400,\"body\":{\"bytes\":0}}}}"},
+    /* "" request with a user and a trailing field: fail2ban/fail2ban fail2ban/tests/files/logs/nginx-bad-request */
+    {"12.34.56.78 - root [20/Jan/2015:19:53:28 +0100] \"\" 400 47 \"-\" \"-\" \"-\"",
+     "{\"@timestamp\":\"2015-01-20T18:53:28Z\",\"source\":{\"ip\":\"12.34.56.78\"},\"user\":{\"name\":\"root\"},\"http\":{\"response\":{\"status_code\":400,\"body\":{\"bytes\":47}}}}"},
+    /* TLS handshake on nginx's plain-text port, 400: VilleSalonen/villesalonen.fi _posts/2015-12-30-lets-encrypt.md */
+    {"91.157.67.239 - - [30/Dec/2015:12:11:01 +0200] \"\\x16\\x03\\x01\\x00\\xCA\\x01\\x00\\x00\\xC6\\x03\\x03\\xA9\\x0B}\\xEA\\xE1A\\xAB\\xF5\\xF6\\xFA\\xCC\\xC5{U\\xC9\\xA61\\x16\\xFF\\x83Q\\xDB\\x05\\xA1\\x96R\\xC57q3\\x80\\x9E\\x00\\x00\\x1E\\xC0+\\xC0/\\x00\\x9E\\xCC\\x14\\xCC\\x13\\xC0\" 400 181 \"-\" \"-\"",
+     "{\"@timestamp\":\"2015-12-30T10:11:01Z\",\"source\":{\"ip\":\"91.157.67.239\"},\"http\":{\"response\":{\"status_code\":400,\"body\":{\"bytes\":181}}},\"url\":{\"original\":\"\\\\x16\\\\x03\\\\x01\\\\x00\\\\xCA\\\\x01\\\\x00\\\\x00\\\\xC6\\\\x03\\\\x03\\\\xA9\\\\x0B}\\\\xEA\\\\xE1A\\\\xAB\\\\xF5\\\\xF6\\\\xFA\\\\xCC\\\\xC5{U\\\\xC9\\\\xA61\\\\x16\\\\xFF\\\\x83Q\\\\xDB\\\\x05\\\\xA1\\\\x96R\\\\xC57q3\\\\x80\\\\x9E\\\\x00\\\\x00\\\\x1E\\\\xC0+\\\\xC0/\\\\x00\\\\x9E\\\\xCC\\\\x14\\\\xCC\\\\x13\\\\xC0\"}}"},
+    /* RDP scanner on the HTTP port, 400: fail2ban/fail2ban fail2ban/tests/files/logs/nginx-bad-request */
+    {"12.34.56.78 - - [20/Jan/2015:19:53:28 +0100] \"\\x03\\x00\\x00/*\\xE0\\x00\\x00\\x00\\x00\\x00Cookie: mstshash=Administr\" 400 47 \"-\" \"-\" \"-\"",
+     "{\"@timestamp\":\"2015-01-20T18:53:28Z\",\"source\":{\"ip\":\"12.34.56.78\"},\"http\":{\"response\":{\"status_code\":400,\"body\":{\"bytes\":47}}},\"url\":{\"original\":\"\\\\x03\\\\x00\\\\x00/*\\\\xE0\\\\x00\\\\x00\\\\x00\\\\x00\\\\x00Cookie: mstshash=Administr\"}}"},
+    /* one word, not HTTP, 400: fail2ban/fail2ban fail2ban/tests/files/logs/nginx-bad-request */
+    {"12.34.56.78 - - [20/Jan/2015:19:54:28 +0100] \"HELP\" 400 47 \"-\" \"-\" \"-\"",
+     "{\"@timestamp\":\"2015-01-20T18:54:28Z\",\"source\":{\"ip\":\"12.34.56.78\"},\"http\":{\"response\":{\"status_code\":400,\"body\":{\"bytes\":47}}},\"url\":{\"original\":\"HELP\"}}"},
+    /* CONNECT to a proxy that is not one, 400 (an HTTP request line: kept as one): fail2ban/fail2ban fail2ban/tests/files/logs/nginx-bad-request */
+    {"7.8.9.10 - root [20/Jan/2015:01:17:07 +0100] \"CONNECT 123.123.123.123 HTTP/1.1\" 400 162 \"-\" \"-\" \"-\"",
+     "{\"@timestamp\":\"2015-01-20T00:17:07Z\",\"source\":{\"ip\":\"7.8.9.10\"},\"user\":{\"name\":\"root\"},\"http\":{\"request\":{\"method\":\"CONNECT\"},\"version\":\"1.1\",\"response\":{\"status_code\":400,\"body\":{\"bytes\":162}}},\"url\":{\"original\":\"123.123.123.123\",\"path\":\"123.123.123.123\"}}"},
+    /* status logged as "-": logstash-plugins/logstash-patterns-core spec/patterns/httpd_spec.rb ("sample OPTIONS line") */
+    {"83.149.9.216 - a.user [11/Jan/2020:23:05:27 +0100] \"OPTIONS /remote.php/ HTTP/1.1\" - 7908 \"-\" \"monitoring-client (v2.2)\"",
+     "{\"@timestamp\":\"2020-01-11T22:05:27Z\",\"source\":{\"ip\":\"83.149.9.216\"},\"user\":{\"name\":\"a.user\"},\"http\":{\"request\":{\"method\":\"OPTIONS\"},\"version\":\"1.1\",\"response\":{\"body\":{\"bytes\":7908}}},\"url\":{\"original\":\"/remote.php/\",\"path\":\"/remote.php/\"},\"user_agent\":{\"original\":\"monitoring-client (v2.2)\"}}"},
+    /* empty referrer "": logstash-plugins/logstash-patterns-core spec/patterns/httpd_spec.rb ("email address in auth field") */
+    {"10.0.0.1 - username@example.com [07/Apr/2016:18:42:24 +0000] \"GET /bar/foo/users/1/username%40example.com/authenticate?token=blargh&client_id=15 HTTP/1.1\" 400 75 \"\" \"Mozilla/5.0 (iPad; CPU OS 9_3_1 like Mac OS X) AppleWebKit/601.1.46 (KHTML, like Gecko) Version/9.0 Mobile/13E238 Safari/601.1\"",
+     "{\"@timestamp\":\"2016-04-07T18:42:24Z\",\"source\":{\"ip\":\"10.0.0.1\"},\"user\":{\"name\":\"username@example.com\"},\"http\":{\"request\":{\"method\":\"GET\"},\"version\":\"1.1\",\"response\":{\"status_code\":400,\"body\":{\"bytes\":75}}},\"url\":{\"original\":\"/bar/foo/users/1/username%40example.com/authenticate?token=blargh&client_id=15\",\"path\":\"/bar/foo/users/1/username%40example.com/authenticate\",\"query\":\"token=blargh&client_id=15\"},\"user_agent\":{\"original\":\"Mozilla/5.0 (iPad; CPU OS 9_3_1 like Mac OS X) AppleWebKit/601.1.46 (KHTML, like Gecko) Version/9.0 Mobile/13E238 Safari/601.1\"}}"},
+    /* vhost_combined, Ubuntu's Apache (%v is an address): mvar/apache2-log-parser tests/MVar/Apache2LogParser/AccessLogParserTest.php */
+    {"127.0.1.1:80 127.0.0.1 - - [26/Jun/2012:10:41:10 -0700] \"OPTIONS * HTTP/1.0\" 200 126 \"-\" \"Apache/2.2.22 (Ubuntu) (internal dummy connection)\"",
+     "{\"@timestamp\":\"2012-06-26T17:41:10Z\",\"source\":{\"ip\":\"127.0.0.1\"},\"server\":{\"ip\":\"127.0.1.1\",\"port\":80},\"http\":{\"request\":{\"method\":\"OPTIONS\"},\"version\":\"1.0\",\"response\":{\"status_code\":200,\"body\":{\"bytes\":126}}},\"url\":{\"original\":\"*\",\"path\":\"*\"},\"user_agent\":{\"original\":\"Apache/2.2.22 (Ubuntu) (internal dummy connection)\"}}"},
+    /* vhost_combined, "-" request, 408 behind a load balancer, a field appended: Server Fault question as copied at serverdevworker.com/13936b110 */
+    {"www.example.com:80 10.240.1.8 - - [06/Mar/2013:00:39:19 +0000] \"-\" 408 0 \"-\" \"-\" -",
+     "{\"@timestamp\":\"2013-03-06T00:39:19Z\",\"source\":{\"ip\":\"10.240.1.8\"},\"server\":{\"domain\":\"www.example.com\",\"port\":80},\"http\":{\"response\":{\"status_code\":408,\"body\":{\"bytes\":0}}}}"},
+};
+
+static const reject_case not_access_logs[] = {
+    /* "%v %h ..." (a virtual host without its port: not vhost_combined, and not told apart from a user name with a space): elastic/beats filebeat/module/apache/access/test/test.log */
+    {"vhost1.domaine.fr 123.123.123.123 - - [04/Jul/2019:09:20:46 +0200] \"GET / HTTP/1.1\" 200 32953 \"-\" \"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/75.0.3770.100 Safari/537.36\"", "bad virtual host"},
+    /* Apache's error log: logstash-plugins/logstash-patterns-core spec/patterns/httpd_spec.rb */
+    {"[Mon Aug 31 16:27:04 2015] [error] [client 10.17.42.3] Premature end of script headers: example.com", "unrecognised format"},
+    /* nginx's error log: VilleSalonen/villesalonen.fi _posts/2015-12-30-lets-encrypt.md */
+    {"2015/12/30 12:14:28 [debug] 1383#0: *46 HTTP/1.1 400 Bad Request", "unrecognised format"},
+    /* HAProxy's log: logstash-plugins/logstash-patterns-core spec/patterns/haproxy_spec.rb */
+    {"Dec  9 13:01:26 localhost haproxy[28029]: 127.0.0.1:39759 [09/Dec/2013:12:59:46.633] loadbalancer default/instance8 0/51536/1/48082/99627 200 83285 - - ---- 87/87/87/1/0 0/67 {77.24.148.74} \"GET /path/to/image HTTP/1.1\"", "unrecognised format"},
+    /* Apache's TLS log (%t %h %{SSL_PROTOCOL}x ...): elastic/beats filebeat/module/apache/access/test/ssl-request.log */
+    {"[10/Aug/2018:09:45:56 +0200] 172.30.0.119 TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 \"GET /nagiosxi/ajaxhelper.php?cmd=getxicoreajax HTTP/1.1\" 1375", "unrecognised format"},
+    /* Python http.server's error message among its access lines: Ryboster/Uni-year2 reflections/security_threats_RESTfulAPI.md */
+    {"162.142.125.119 - - [26/Oct/2025 13:42:57] code 505, message Invalid HTTP version (2.0)", "quoted request"},
+};
+
+static void test_real_world_shapes(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        json_error_t err;
+        json_t *want = json_loads(shapes[i].document, 0, &err);
+        CHECK(want != NULL);
+        if (!parse(shapes[i].line)) {
+            fprintf(stderr, "rejected (%s): %s\n", res.reject_reason, shapes[i].line);
+            CHECK(0);
+        } else if (!json_equal(doc, want)) {
+            char *got = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+            char *exp = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+            fprintf(stderr, "line: %s\n  got:      %s\n  expected: %s\n", shapes[i].line, got, exp);
+            free(got);
+            free(exp);
+            CHECK(0);
+        }
+        json_decref(want);
+    }
+    for (size_t i = 0; i < sizeof not_access_logs / sizeof *not_access_logs; i++)
+        expect_reject(not_access_logs[i].line, not_access_logs[i].reason);
+
+    /* Apache cut a request line that was too long (414) before the protocol:
+     * mvar/apache2-log-parser's test has 7995 bytes of target. */
+    char line[8192];
+    int n = snprintf(line, sizeof line, "192.168.139.1 - - [10/Oct/2013:00:26:32 +0300] \"GET /");
+    memset(line + n, 'a', 7995);
+    snprintf(line + n + 7995, sizeof line - (size_t)n - 7995, "\" 414 540 \"-\" \"-\"");
+    CHECK(parse(line));
+    CHECK_STR(str("http.request.method"), "GET");
+    CHECK_INT(json_string_length(field("url.original")), 7996);
+    CHECK(field("http.version") == NULL);
+    CHECK_INT(num("http.response.status_code"), 414);
+}
+
+/* Where the request is not HTTP, it is kept whole; where a line frames no
+ * request at all, it is rejected. */
+static void test_request_shapes(void)
+{
+    use_parser(LP_FORMAT_AUTO, NULL);
+    static const char *raw[] = {"get / HTTP/1.1", "GET / HTTP/x.y", "GET  HTTP/1.1", "GET", "- -",
+                                "SSH-2.0-Go", "GET /a HTTP/1.1234567890"};
+    for (size_t i = 0; i < sizeof raw / sizeof *raw; i++) {
+        char line[256];
+        snprintf(line, sizeof line, "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"%s\" 400 0", raw[i]);
+        CHECK(parse(line));
+        CHECK_STR(str("url.original"), raw[i]);
+        CHECK(field("url.path") == NULL);
+        CHECK(field("http.request") == NULL);
+        CHECK(field("http.version") == NULL);
+    }
+    /* escapes in a raw request are resolved as in any quoted field */
+    CHECK(parse("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"\\x16\\\"q\" 400 0"));
+    CHECK_STR(str("url.original"), "\\x16\"q");
+    /* "-" everywhere it may be: nothing but the frame is left */
+    CHECK(parse("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"-\" - - \"-\" \"-\""));
+    CHECK(field("http") == NULL && field("url") == NULL && field("user_agent") == NULL);
+    CHECK_STR(str("source.ip"), "1.2.3.4");
+    /* a referrer without a request still belongs under http.request */
+    CHECK(parse("1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"-\" 408 - \"https://a.example/\" \"-\""));
+    CHECK_STR(str("http.request.referrer"), "https://a.example/");
+    CHECK(field("http.request.method") == NULL);
+}
+
+/* vhost_combined: detected, forced, and its first field read strictly. */
+static void test_vhost_combined(void)
+{
+    const char *vhost = "shop.example.com:443 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
+    const char *combined = "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
+    use_parser(LP_FORMAT_AUTO, NULL);
+    CHECK(parse(vhost));
+    CHECK_INT(res.format, LP_FORMAT_VHOST_COMBINED);
+    CHECK_STR(str("server.domain"), "shop.example.com");
+    CHECK_INT(num("server.port"), 443);
+    CHECK(parse("[2001:db8::1]:8080 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\""));
+    CHECK_STR(str("server.ip"), "2001:db8::1");
+    CHECK_INT(num("server.port"), 8080);
+    expect_reject("a.example:0 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
+    expect_reject("a.example:65536 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
+    expect_reject("a.example: 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
+    expect_reject(":80 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
+    expect_reject("a,b:80 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
+    /* a virtual host, but without referrer and agent, or with the seed's time */
+    expect_reject("a.example:80 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1", "vhost_combined");
+    expect_reject("a.example:80 1.2.3.4 - - [Jan 21 2026, 22:23:40] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "vhost_combined");
+    /* a user name with a space in it does not make the client address a virtual host */
+    expect_reject("1.2.3.4 - john doe [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
+    expect_reject("2001:db8::1 - john doe [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
+    expect_reject("a.example:80 - john doe [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "client address");
+    /* nginx's X-Forwarded-For list before the address is not a virtual host */
+    expect_reject("10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET /ocelot HTTP/1.1\" 200 571 \"-\" \"-\"",
+                  "unrecognised format");
+    use_parser(LP_FORMAT_VHOST_COMBINED, NULL);
+    CHECK(parse(vhost));
+    expect_reject(combined, "not the vhost_combined format");
+    use_parser(LP_FORMAT_COMBINED, NULL);
+    expect_reject(vhost, "not the combined format: a virtual host");
+    use_parser(LP_FORMAT_COMMON, NULL);
+    expect_reject(vhost, "not the common format: a virtual host");
+    CHECK_INT(lp_format_from_name("vhost_combined"), LP_FORMAT_VHOST_COMBINED);
+    CHECK_STR(lp_format_name(LP_FORMAT_VHOST_COMBINED), "vhost_combined");
 }
 
 static void test_hostile_bytes(void)
@@ -331,6 +511,9 @@ int main(void)
     test_timezones();
     test_ambiguous_local_times();
     test_rejects();
+    test_real_world_shapes();
+    test_request_shapes();
+    test_vhost_combined();
     test_hostile_bytes();
     json_decref(doc);
     lp_parser_free(parser);

@@ -180,6 +180,48 @@ static void test_env_and_file_references(void)
     lp_buf_wipe(&v);
 }
 
+/* A whole JSON object for one value: refused, naming the reference, quoting
+ * nothing; a FIFO does not block and another user's file is refused. */
+static void test_single_values_and_hostile_files(void)
+{
+    char path[64], ref[128];
+    lp_buf v = LP_BUF_INIT;
+    lp_error e;
+    snprintf(path, sizeof path, "/tmp/lp-whole-%d.json", (int)getpid());
+    snprintf(ref, sizeof ref, "file://%s", path);
+    write_file(path, " {\"kafka_secret\":\"" VALUE "\",\"url\":\"http://x\"}\n", 0600);
+    CHECK_INT(lp_secret_resolve("--brokers", ref, &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "--brokers: ");
+    CHECK_CONTAINS(e.msg, "did you forget #key?");
+    CHECK(!strstr(e.msg, VALUE) && !strstr(e.msg, "http://x"));
+    CHECK_INT(v.len, 0);
+    setenv("LP_TEST_WHOLE", "{\"k\":\"" VALUE "\"}", 1);
+    CHECK_INT(lp_secret_resolve("-X sasl.password", "env://LP_TEST_WHOLE", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "did you forget #key?");
+    CHECK(!strstr(e.msg, VALUE));
+    /* a literal that looks like JSON is the user's own, and a non-object JSON is one value */
+    CHECK_INT(lp_secret_resolve("--x", "{\"a\":1}", &v, &e), 0);
+    write_file(path, "[\"" VALUE "\"]", 0600);
+    CHECK_INT(lp_secret_resolve("--x", ref, &v, &e), 0);
+
+    if (geteuid() == 0) { /* chown needs root; CI and the stack run as root */
+        write_file(path, VALUE, 0600);
+        CHECK_INT(chown(path, 65534, 65534), 0);
+        CHECK_INT(lp_secret_resolve("--x", ref, &v, &e), -1);
+        CHECK_CONTAINS(e.msg, "owned by uid 65534");
+    }
+    unlink(path);
+    CHECK_INT(mkfifo(path, 0600), 0);
+    alarm(10); /* today's blocking open would hang here: fail instead */
+    CHECK_INT(lp_secret_resolve("--x", ref, &v, &e), -1);
+    alarm(0);
+    CHECK_CONTAINS(e.msg, "not a regular file");
+    unlink(path);
+    CHECK_INT(lp_secret_resolve("--x", "file:///dev/zero", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "not a regular file");
+    lp_buf_wipe(&v);
+}
+
 static void test_settings_mapping_accepts_the_seed_keys(void)
 {
     char path[64], ref[128];
@@ -215,7 +257,8 @@ static const char *chain_vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                                    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
                                    "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_REGION",
-                                   "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"};
+                                   "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+                                   "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ENDPOINT_URL_STS"};
 
 static void clear_chain(void)
 {
@@ -305,7 +348,7 @@ static void test_credential_chain_order(void)
     lp_aws_creds_wipe(&c);
     setenv("AWS_PROFILE", "missing", 1);
     CHECK_INT(lp_aws_creds_load(&c, &e), -1);
-    CHECK_CONTAINS(e.msg, "AWS_PROFILE=missing");
+    CHECK_CONTAINS(e.msg, "AWS profile missing: no aws_access_key_id");
     unsetenv("AWS_PROFILE");
 
     /* 1. the environment wins over everything */
@@ -324,6 +367,143 @@ static void test_credential_chain_order(void)
     stub_stop(&stub);
     unlink(creds_path);
     unlink(token_path);
+}
+
+/* Hostile or unusable settings fail naming the setting, before any request
+ * leaves (the stub would record it). */
+static void test_regions_endpoints_and_unsupported_sources(void)
+{
+    const char *good[] = {"us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1", "ap-southeast-2", "il-central-1",
+                          "us-isob-east-1"};
+    const char *bad[] = {"evil.example/", "us-east-1.evil.example", "US-EAST-1", "us-east", "useast1", "us--east-1",
+                         "us-east-1/", "e-west-1", "us-east-1a", ""};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        CHECK(lp_aws_region_valid(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK(!lp_aws_region_valid(bad[i]));
+
+    stub_route routes[] = {{"POST", "/", NULL, 200, "{\"SecretString\":\"x\"}"},
+                           {"GET", "/creds", NULL, 200, CONTAINER_JSON}};
+    http_stub stub;
+    CHECK_INT(stub_start(&stub, routes, 2), 0);
+    char url[128];
+    lp_buf v = LP_BUF_INIT;
+    lp_aws_creds c;
+    lp_error e;
+    clear_chain();
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "env-secret-key", 1);
+    setenv("AWS_SESSION_TOKEN", "env-session-token", 1);
+    /* a region that is a host: refused, nothing sent (no endpoint override) */
+    CHECK_INT(lp_secret_resolve("--x", "aws-sm://s?region=evil.example/", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "\"evil.example/\" is not an AWS region");
+    setenv("AWS_REGION", "eu-west-1", 1);
+    setenv("AWS_ENDPOINT_URL", "http://AKIA:pw@127.0.0.1:1/", 1);
+    CHECK_INT(lp_secret_resolve("--x", "aws-sm://s", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS_ENDPOINT_URL: an endpoint URL takes neither user:password@");
+    setenv("AWS_ENDPOINT_URL", "ftp://127.0.0.1/", 1);
+    CHECK_INT(lp_secret_resolve("--x", "aws-sm://s", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS_ENDPOINT_URL=ftp://127.0.0.1/ is not an http:// or https:// URL");
+    CHECK(!strstr(stub_seen(&stub), "POST"));
+    unsetenv("AWS_ENDPOINT_URL");
+    clear_chain();
+
+    /* container URLs are parsed, not prefix-matched */
+    const char *refused[] = {"http://127.0.0.1:80@evil.example/creds", "http://localhost.evil.example/creds",
+                             "http://127.0.0.1.evil.example/creds", "http://10.0.0.1/creds",
+                             "http://user@127.0.0.1/creds", "file:///etc/passwd"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", refused[i], 1);
+        CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+        CHECK_CONTAINS(e.msg, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https");
+    }
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "@evil.example/creds", 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path");
+    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *allowed[] = {"http://127.0.0.2:%d/creds", "http://localhost:%d/creds", "http://[::1]:%d/creds"};
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++) {
+        snprintf(url, sizeof url, allowed[i], stub.port);
+        setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+        int rc = lp_aws_creds_load(&c, &e);
+        /* the stub listens on 127.0.0.1 only: reaching it or failing to connect, never refused */
+        CHECK(rc == 0 || strstr(e.msg, "AWS container credentials at "));
+        if (!rc)
+            lp_aws_creds_wipe(&c);
+    }
+    /* a token that would inject a header */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/creds", stub.port);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok\r\nX-Injected: 1", 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS_CONTAINER_AUTHORIZATION_TOKEN holds a line break");
+    CHECK(!strstr(e.msg, "tok"));
+    CHECK(!strstr(stub_seen(&stub), "X-Injected"));
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    char token_path[64];
+    snprintf(token_path, sizeof token_path, "/tmp/lp-token-crlf-%d", (int)getpid());
+    write_file(token_path, "tok\nX-Injected: 1\n", 0600);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_path, 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE holds a line break");
+    unlink(token_path);
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+
+    /* profiles logpipe cannot use fail naming the profile, not fall through
+     * to the container credentials configured below them */
+    char cfg[64];
+    snprintf(cfg, sizeof cfg, "/tmp/lp-config-%d", (int)getpid());
+    write_file(cfg, "[default]\nregion = eu-west-1\n[profile proc]\ncredential_process = /bin/echo hi\n"
+                    "[profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = R\n"
+                    "[profile loop]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = loop2\n"
+                    "[profile loop2]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = loop\n"
+                    "[profile mfa]\nrole_arn = arn:aws:iam::123456789012:role/r\nmfa_serial = x\n"
+                    "source_profile = proc\n", 0600);
+    setenv("AWS_CONFIG_FILE", cfg, 1);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    setenv("AWS_PROFILE", "proc", 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS profile proc uses credential_process, which logpipe does not run");
+    setenv("AWS_PROFILE", "sso", 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS profile sso is an IAM Identity Center (SSO) profile");
+    setenv("AWS_PROFILE", "loop", 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "source_profile hops");
+    setenv("AWS_PROFILE", "mfa", 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS profile mfa (role_arn): mfa_serial");
+    /* a [default] that only sets the region leaves the chain to the container */
+    unsetenv("AWS_PROFILE");
+    CHECK_INT(lp_aws_creds_load(&c, &e), 0);
+    CHECK_STR(c.source, "container credentials");
+    lp_aws_creds_wipe(&c);
+    /* web identity needs both variables */
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
+    CHECK_INT(lp_aws_creds_load(&c, &e), -1);
+    CHECK_CONTAINS(e.msg, "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not");
+    unsetenv("AWS_ROLE_ARN");
+    unlink(cfg);
+    stub_stop(&stub);
+
+    /* an answer larger than any secret is refused, saying so */
+    static char big[300 << 10];
+    memset(big, 'x', sizeof big - 1);
+    stub_route huge[] = {{"POST", "/", NULL, 200, big}};
+    CHECK_INT(stub_start(&stub, huge, 1), 0);
+    clear_chain();
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "env-secret-key", 1);
+    setenv("AWS_REGION", "eu-west-1", 1);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", stub.port);
+    setenv("AWS_ENDPOINT_URL", url, 1);
+    CHECK_INT(lp_secret_resolve("--x", "aws-sm://s", &v, &e), -1);
+    CHECK_CONTAINS(e.msg, "the response is larger than 256 KiB");
+    stub_stop(&stub);
+    clear_chain();
+    lp_buf_wipe(&v);
 }
 
 /* ---- GetSecretValue against a stub: request shape and error messages ----------- */
@@ -388,8 +568,10 @@ int main(void)
     test_sigv4_get_secret_value_matches_botocore();
     test_reference_parsing();
     test_env_and_file_references();
+    test_single_values_and_hostile_files();
     test_settings_mapping_accepts_the_seed_keys();
     test_credential_chain_order();
     test_get_secret_value();
+    test_regions_endpoints_and_unsupported_sources();
     return CHECK_DONE();
 }
