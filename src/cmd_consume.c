@@ -46,6 +46,8 @@ static void usage(FILE *out)
             "      --max-seconds S        stop after S seconds\n"
             "      --until-idle S         stop when caught up and nothing arrived for S seconds\n"
             "      --drain-timeout S      at stop or rebalance, wait up to S s for in-flight bulks (default 30)\n"
+            "      --retry-limit S        stop (exit 4) when a bulk Elasticsearch keeps failing or answering\n"
+            "                             429/5xx makes no progress for S s (default 300)\n"
             "      --connect-timeout S    fail if Kafka does not answer within S s (default 10)\n"
             "      --es-ca FILE           CA bundle for https Elasticsearch (verification is on)\n"
             "      --es-insecure          do not verify Elasticsearch's TLS certificate (unsafe)\n"
@@ -81,7 +83,8 @@ static void add_topics(const char **topics, size_t *n, char *arg)
 int cmd_consume(int argc, char **argv)
 {
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
-           O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS };
+           O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS,
+           O_RETRY };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'}, {"es", required_argument, NULL, 'e'},
@@ -95,7 +98,7 @@ int cmd_consume(int argc, char **argv)
         {"connect-timeout", required_argument, NULL, O_CONNECT}, {"es-ca", required_argument, NULL, O_CA},
         {"es-insecure", no_argument, NULL, O_INSECURE}, {"es-user", required_argument, NULL, O_USER},
         {"es-api-key", required_argument, NULL, O_APIKEY}, {"es-password", required_argument, NULL, O_PASSWORD},
-        {"secrets", required_argument, NULL, O_SECRETS},
+        {"secrets", required_argument, NULL, O_SECRETS}, {"retry-limit", required_argument, NULL, O_RETRY},
         {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *cmd = "consume";
@@ -135,6 +138,7 @@ int cmd_consume(int argc, char **argv)
         case O_MAXSEC: if (cli_parse_double(cmd, "--max-seconds", optarg, 0.001, 1e9, &o.max_seconds)) goto out; break;
         case O_IDLE: if (cli_parse_double(cmd, "--until-idle", optarg, 0.001, 1e9, &o.until_idle)) goto out; break;
         case O_DRAIN: if (cli_parse_u64(cmd, "--drain-timeout", optarg, 0, 86400, &v)) goto out; o.drain_timeout_s = (int)v; break;
+        case O_RETRY: if (cli_parse_u64(cmd, "--retry-limit", optarg, 1, 86400, &v)) goto out; o.es.retry_limit_ms = (long)v * 1000; break;
         case O_CONNECT: if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &v)) goto out; o.connect_timeout_s = (int)v; break;
         case O_CA: o.es.ca_file = optarg; break;
         case O_INSECURE: o.es.insecure = 1; break;

@@ -55,6 +55,20 @@ int lp_consume_run(const lp_consume_opts *opts, lp_consume_result *res, lp_buf *
 /* Formats the index name for a document at epoch seconds t. */
 void lp_index_name(const char *pattern, int64_t t, lp_buf *out);
 
+/* The index name for a document's time, formatted once per hour of time
+ * (the finest conversion is %H): the consumer asks for every message. */
+typedef struct lp_index_cache {
+    const char *pattern;
+    int fixed;    /* no conversion: one name for every time */
+    int64_t hour; /* the hour name was formatted for (floor of t / 3600) */
+    lp_buf name;
+} lp_index_cache;
+
+void lp_index_cache_init(lp_index_cache *c, const char *pattern);
+/* Makes c->name the index for epoch seconds t; returns 1 when it changed. */
+int lp_index_cache_set(lp_index_cache *c, int64_t t);
+void lp_index_cache_free(lp_index_cache *c);
+
 /* The index template's name and pattern for an index name pattern:
  * "logs-access-%Y.%m.%d" -> "logpipe-logs-access", "logs-access-*". */
 void lp_index_template_names(const char *pattern, lp_buf *name, lp_buf *index_pattern);

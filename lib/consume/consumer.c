@@ -59,6 +59,7 @@ typedef struct batch {
     lp_bulk *bulk;
     held *msgs;         /* all messages of the batch */
     lp_buf raw;         /* their keys and values */
+    size_t rejected_bytes; /* raw bytes of messages that did not parse: in no bulk body, yet held */
     uint32_t *item_msg; /* bulk item -> index in msgs */
     size_t nmsgs, cap;
     size_t nrevoked; /* messages of msgs whose partition was revoked */
@@ -127,13 +128,12 @@ typedef struct consumer {
     unsigned rebalances; /* rebalance callbacks served so far (run_loop) */
     int64_t full_since; /* when the open batch became full with every slot in flight */
     int64_t last_activity_ms, assigned_at_ms;
-    lp_buf index_name, id, tmp;
+    lp_index_cache index; /* the open document's index */
+    lp_buf id, tmp;
     char **topic_names; /* every topic name seen, owned here (held.topic) */
     size_t ntopic_names;
     const rd_kafka_topic_t *last_rkt;
     const char *last_topic;
-    int64_t index_hour; /* hour index_name was formatted for */
-    int fixed_index;
     lp_consume_result *res;
     char fatal[512];
     int fatal_code;
@@ -194,6 +194,7 @@ static void release(batch *b)
 {
     b->nmsgs = b->nrevoked = 0;
     lp_buf_reset(&b->raw);
+    b->rejected_bytes = 0;
     b->nrejects = 0;
     lp_buf_reset(&b->reasons);
     lp_bulk_reset(b->bulk);
@@ -378,18 +379,6 @@ static void submit_open(consumer *c)
     lp_es_submit(c->es, b->bulk, on_bulk_done, c, b);
 }
 
-/* Makes index_name the index for time ts; returns 1 when it changed. */
-static int index_for(consumer *c, int64_t ts)
-{
-    if (c->fixed_index || ts / 3600 == c->index_hour)
-        return 0;
-    lp_buf_reset(&c->index_name);
-    lp_index_name(c->o->index_pattern, ts, &c->index_name);
-    lp_buf_cstr(&c->index_name);
-    c->index_hour = ts / 3600;
-    return 1;
-}
-
 /* Re-opens the item under the right index when the name's width changed
  * (a year outside 1000..9999): rare, so a copy is fine here. */
 static void reopen_item(consumer *c, lp_bulk *bulk, lp_buf *body, size_t doc_at)
@@ -397,7 +386,7 @@ static void reopen_item(consumer *c, lp_bulk *bulk, lp_buf *body, size_t doc_at)
     lp_buf_reset(&c->tmp);
     lp_buf_append(&c->tmp, body->data + doc_at, body->len - doc_at);
     lp_bulk_end(bulk, 0);
-    body = lp_bulk_begin(bulk, c->index_name.data, c->index_name.len, c->id.data, c->id.len);
+    body = lp_bulk_begin(bulk, c->index.name.data, c->index.name.len, c->id.data, c->id.len);
     lp_buf_append(body, c->tmp.data, c->tmp.len);
 }
 
@@ -473,17 +462,19 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
      * index of the previous document; patch the name if this one's hour
      * differs (same width, so in place). */
     size_t item = lp_bulk_items(b->bulk);
-    lp_buf *body = lp_bulk_begin(b->bulk, c->index_name.data, c->index_name.len, c->id.data, c->id.len);
+    lp_buf *body = lp_bulk_begin(b->bulk, c->index.name.data, c->index.name.len, c->id.data, c->id.len);
     size_t doc_at = body->len;
     lp_parse_result pr;
     if (lp_parse_line(c->parser, m->payload ? m->payload : "", m->len, body, &pr) != 0) {
         lp_bulk_end(b->bulk, 0);
+        b->rejected_bytes += m->key_len + m->len;
         c->res->rejected++;
         note_reject(b, mi, "parse", pr.reject_reason);
         return;
     }
     add_kafka_fields(body, topic, m);
-    if (index_for(c, pr.timestamp) && lp_bulk_set_index(b->bulk, c->index_name.data, c->index_name.len))
+    if (lp_index_cache_set(&c->index, pr.timestamp) &&
+        lp_bulk_set_index(b->bulk, c->index.name.data, c->index.name.len))
         reopen_item(c, b->bulk, body, doc_at);
     lp_bulk_end(b->bulk, 1);
     b->item_msg[item] = (uint32_t)mi;
@@ -985,6 +976,26 @@ static int check_topics(consumer *c, lp_error *e)
     return rc;
 }
 
+/* Settings of logpipe's own that -X may not change: each one would void
+ * exactly-once (docs/guarantees.md) without a word, so the run refuses to
+ * start rather than run with a weaker guarantee. */
+static const lp_kafka_fixed guarantee_props[] = {
+    {"enable.auto.commit", "false",
+     "logpipe commits offsets itself, only for messages Elasticsearch acknowledged, in the dead-letter "
+     "transaction; librdkafka's auto-commit would commit offsets of messages still in flight"},
+    {"enable.auto.offset.store", "false",
+     "it would store the offset of every message handed to logpipe, acknowledged or not, for a commit to pick up"},
+    {"isolation.level", "read_committed",
+     "a member must start from stable offsets (a crashed member's transaction decided, so no dead letter is "
+     "written twice), and aborted transactional messages must not be indexed"},
+    {"auto.offset.reset", "earliest",
+     "a new group, or an offset gone with retention, would skip every message already in the topic"},
+    {"offset.store.method", "broker",
+     "offsets must be kept by the group in Kafka, where the dead-letter transactions commit them"},
+    {"transactional.id", NULL,
+     "the dead-letter producer's id is unique per process: two members with one id fence each other"},
+};
+
 /* The consumer is written for the eager rebalance protocol: a revocation
  * takes the whole assignment, which it drains, commits and releases with
  * rd_kafka_assign(). Under cooperative-sticky, librdkafka refuses that call
@@ -1010,6 +1021,9 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
 {
     const lp_consume_opts *o = c->o;
     lp_kafka_props props = {0};
+    if (lp_kafka_refuse_changes(&o->kafka_props, guarantee_props, sizeof guarantee_props / sizeof *guarantee_props,
+                                e))
+        return NULL;
     lp_kafka_props_set(&props, "bootstrap.servers", o->brokers);
     lp_kafka_props_set(&props, "group.id", o->group);
     /* Offsets are committed by us, only for acknowledged data, inside the
@@ -1063,6 +1077,12 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
     /* A dead letter is as large as the message it keeps; librdkafka's 1 MB
      * default would refuse the very messages most likely to be poison. */
     lp_kafka_props_set(&props, "message.max.bytes", "67108864");
+    /* librdkafka's queue takes 1 GiB by default: with the broker slow, dead
+     * letters of large messages would pile up there. Bounded at one largest
+     * dead letter (message.max.bytes, plus room for headers); a full queue
+     * makes lp_producer_send wait for deliveries, which holds the consume
+     * loop back: the back-pressure that keeps memory bounded. */
+    lp_kafka_props_set(&props, "queue.buffering.max.kbytes", "66560");
     /* -X is shared with the consumer, so its consumer-only properties land
      * here too and librdkafka warns about each (2.0.2 has no
      * log.configuration.warnings): keep this producer's log to errors. */
@@ -1294,7 +1314,9 @@ static void run_loop(consumer *c)
             continue;
         }
         batch *b = c->open;
-        int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) >= o->batch_bytes;
+        /* Rejected messages count too: a batch of large unparseable ones
+         * has an empty body, yet holds their bytes until it completes. */
+        int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) + b->rejected_bytes >= o->batch_bytes;
         if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && outstanding(c) < limit) {
             submit_open(c);
             c->open = take_free_batch(c);
@@ -1352,28 +1374,44 @@ static void run_loop(consumer *c)
 
 /* ---- results ------------------------------------------------------------------- */
 
+/* The summary's "committed" object: one key per topic, its partitions in
+ * it. Partitions enter c->stored in the order they first commit, so topics
+ * alternate there; each topic is written once, with all of its partitions. */
 typedef struct json_ctx {
     lp_buf *out;
-    const char *topic;
-    int first_topic, first_part;
+    const char *topic; /* the one being written */
+    lp_offsets *stored;
+    const char **seen; /* topics written so far */
+    size_t nseen;
+    int first_part;
 } json_ctx;
 
-static void put_committed(void *ctx, const char *topic, int32_t partition, int64_t next)
+static void put_partition(void *ctx, const char *topic, int32_t partition, int64_t next)
 {
     json_ctx *j = ctx;
-    if (!j->topic || strcmp(j->topic, topic)) {
-        if (j->topic)
-            lp_buf_putc(j->out, '}');
-        if (!j->first_topic)
-            lp_buf_putc(j->out, ',');
-        lp_json_str(j->out, topic, strlen(topic));
-        lp_buf_puts_lit(j->out, ":{");
-        j->topic = topic;
-        j->first_topic = 0;
-        j->first_part = 1;
-    }
+    if (strcmp(j->topic, topic))
+        return;
     lp_buf_printf(j->out, "%s\"%d\":%lld", j->first_part ? "" : ",", partition, (long long)next);
     j->first_part = 0;
+}
+
+static void put_topic(void *ctx, const char *topic, int32_t partition, int64_t next)
+{
+    json_ctx *j = ctx;
+    (void)partition;
+    (void)next;
+    for (size_t i = 0; i < j->nseen; i++)
+        if (!strcmp(j->seen[i], topic))
+            return;
+    j->seen = lp_xrealloc(j->seen, (j->nseen + 1) * sizeof *j->seen);
+    if (j->nseen++)
+        lp_buf_putc(j->out, ',');
+    j->seen[j->nseen - 1] = topic;
+    lp_json_str(j->out, topic, strlen(topic));
+    lp_buf_puts_lit(j->out, ":{");
+    json_ctx part = {.out = j->out, .topic = topic, .first_part = 1};
+    lp_offsets_each(j->stored, put_partition, &part);
+    lp_buf_putc(j->out, '}');
 }
 
 static void summary(consumer *c, lp_buf *out)
@@ -1395,10 +1433,9 @@ static void summary(consumer *c, lp_buf *out)
         lp_json_str(out, c->o->topics[i], strlen(c->o->topics[i]));
     }
     lp_buf_puts_lit(out, "],\"committed\":{");
-    json_ctx j = {out, NULL, 1, 1};
-    lp_offsets_each(c->stored, put_committed, &j);
-    if (j.topic)
-        lp_buf_putc(out, '}');
+    json_ctx j = {.out = out, .stored = c->stored};
+    lp_offsets_each(c->stored, put_topic, &j);
+    free(j.seen);
     lp_buf_printf(out, "},\"exit_code\":%d}", r->exit_code);
 }
 
@@ -1428,13 +1465,12 @@ static void finish(consumer *c)
 
 int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *summary_json)
 {
-    consumer c = {.o = o, .res = res, .index_hour = INT64_MIN};
+    consumer c = {.o = o, .res = res};
     lp_error e = {0, ""};
     memset(res, 0, sizeof *res);
     int64_t t0 = now_ms();
     c.started_ms = t0;
-    c.fixed_index = strchr(o->index_pattern, '%') == NULL;
-    lp_index_name(o->index_pattern, 0, &c.index_name);
+    lp_index_cache_init(&c.index, o->index_pattern);
     c.offsets = lp_offsets_new();
     c.stored = lp_offsets_new();
     c.pending = rd_kafka_topic_partition_list_new(8);
@@ -1507,7 +1543,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     lp_offsets_free(c.offsets);
     lp_offsets_free(c.stored);
     rd_kafka_topic_partition_list_destroy(c.pending);
-    lp_buf_free(&c.index_name);
+    lp_index_cache_free(&c.index);
     lp_buf_free(&c.id);
     lp_buf_free(&c.tmp);
     for (size_t i = 0; i < c.ntopic_names; i++)

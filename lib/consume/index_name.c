@@ -4,7 +4,9 @@
  *
  * Only the conversions a time-based index needs are supported (%Y %m %d %H
  * and %%), written by hand because strftime would need a struct tm per
- * document; the consumer caches the result per hour anyway.
+ * document; the consumer caches the result per hour anyway (lp_index_cache).
+ * The name is a pure function of the time: a replay of a message must land
+ * in the index that holds its _id, so the hour is floored (before 1970 too).
  */
 #include <ctype.h>
 #include <string.h>
@@ -36,6 +38,30 @@ void lp_index_name(const char *pattern, int64_t t, lp_buf *out)
         }
     }
 }
+
+void lp_index_cache_init(lp_index_cache *c, const char *pattern)
+{
+    c->pattern = pattern;
+    c->fixed = strchr(pattern, '%') == NULL;
+    c->hour = INT64_MIN;
+    c->name = (lp_buf)LP_BUF_INIT;
+    lp_index_name(pattern, 0, &c->name);
+    lp_buf_cstr(&c->name);
+}
+
+int lp_index_cache_set(lp_index_cache *c, int64_t t)
+{
+    int64_t hour = lp_floor_div(t, 3600);
+    if (c->fixed || hour == c->hour)
+        return 0;
+    lp_buf_reset(&c->name);
+    lp_index_name(c->pattern, t, &c->name);
+    lp_buf_cstr(&c->name);
+    c->hour = hour;
+    return 1;
+}
+
+void lp_index_cache_free(lp_index_cache *c) { lp_buf_free(&c->name); }
 
 void lp_index_template_names(const char *pattern, lp_buf *name, lp_buf *index_pattern)
 {

@@ -39,7 +39,7 @@ unsigned lp_days_in_month(int64_t y, unsigned m)
 
 void lp_civil_from_epoch(int64_t t, lp_civil *c)
 {
-    int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+    int64_t days = lp_floor_div(t, 86400);
     int64_t secs = t - days * 86400;
     lp_civil_from_days(days, &c->year, &c->month, &c->day);
     c->hour = (unsigned)(secs / 3600);

@@ -13,6 +13,15 @@
 
 #include "core/buf.h"
 
+/* a / b rounded towards minus infinity (b > 0): C's division truncates
+ * towards zero, which puts -1 and 0 in the same hour, day or quarter hour,
+ * so every bucket of times (cache keys, days) must use this one. */
+static inline int64_t lp_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return q - (a % b < 0);
+}
+
 /* Days since 1970-01-01 of year-month-day (month 1..12). */
 int64_t lp_days_from_civil(int64_t y, unsigned m, unsigned d);
 /* Inverse of lp_days_from_civil. */

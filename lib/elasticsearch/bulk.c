@@ -9,9 +9,12 @@
  *
  * Response reading is the one place that must not trust its input (a proxy
  * can answer anything), so every shape is checked and a surprise is an
- * error, never a guess about which item failed.
+ * error, never a guess about which item failed. It also decides whose fault
+ * a refused item is (is_document_fault): only a document that cannot fit
+ * the index may go to the dead-letter topic.
  */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +40,8 @@ void lp_bulk_reset(lp_bulk *b)
     lp_buf_reset(&b->reasons);
     b->n = b->pending = b->nsent = 0;
     b->attempts = 0;
-    b->retry_at_ms = 0;
+    b->retry_at_ms = b->first_failure_ms = 0;
+    b->retry_note[0] = '\0';
     b->next = NULL;
 }
 
@@ -129,12 +133,46 @@ void lp_bulk_prepare_request(lp_bulk *b, lp_buf *req, const char **body, size_t 
     *len = req->len;
 }
 
-static void refuse(lp_bulk *b, lp_bulk_item *it, int status, json_t *error)
+/* The error types that say the document itself is at fault, so that every
+ * retry would fail the same way and the dead-letter topic is its place:
+ * the document does not fit the index's mapping. Elasticsearch reports
+ * those as mapper_parsing_exception (before 8.8) or document_parsing_exception
+ * (8.8 on; strict_dynamic_mapping_exception is its subclass for a field a
+ * strict mapping does not have), and Lucene's refusal of a term longer than
+ * 32766 bytes as illegal_argument_exception "Document contains at least one
+ * immense term". Every other illegal_argument_exception names the request
+ * or the index, not the document (a data stream refusing the index op
+ * type, an unknown pipeline), like index_closed_exception,
+ * index_not_found_exception (action.auto_create_index), validation_exception
+ * (the cluster's shard limit), security_exception and cluster_block_exception:
+ * dead-lettering would lose every document of that index for a fault an
+ * operator can fix, so those stop the run instead. Anything not named here
+ * is treated the same way: when in doubt, stop and commit nothing. */
+static int is_document_fault(const char *type, const char *reason)
 {
-    const char *type = json_string_value(json_object_get(error, "type"));
-    const char *why = json_string_value(json_object_get(error, "reason"));
-    if (!type && json_is_string(error))
-        why = json_string_value(error);
+    static const char *const document_types[] = {"mapper_parsing_exception", "document_parsing_exception",
+                                                 "strict_dynamic_mapping_exception"};
+    if (!type)
+        return 0;
+    for (size_t i = 0; i < sizeof document_types / sizeof *document_types; i++)
+        if (!strcmp(type, document_types[i]))
+            return 1;
+    return !strcmp(type, "illegal_argument_exception") && reason &&
+           strstr(reason, "Document contains at least one immense term");
+}
+
+/* The index an item was sent to, from its action line in the body. */
+static void item_index(const lp_bulk *b, const lp_bulk_item *it, char *out, size_t len)
+{
+    const char *line = b->body.data + it->off, *nl = memchr(line, '\n', it->len);
+    json_t *action = json_loadb(line, nl ? (size_t)(nl - line) : it->len, 0, NULL);
+    const char *name = json_string_value(json_object_get(json_object_get(action, "index"), "_index"));
+    snprintf(out, len, "%s", name ? name : "?");
+    json_decref(action);
+}
+
+static void refuse(lp_bulk *b, lp_bulk_item *it, int status, const char *type, const char *why)
+{
     it->state = LP_ITEM_REFUSED;
     it->status = (uint16_t)status;
     it->reason = b->reasons.len;
@@ -159,6 +197,7 @@ long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e
         return lp_fail(e, LP_EXIT_ES,
                        "_bulk response does not list one result per item (sent %zu, got %zu)", nsent, got);
     }
+    b->retry_note[0] = '\0';
     for (size_t k = 0; k < nsent; k++) {
         lp_bulk_item *it = &b->items[b->nsent ? b->sent[k] : k];
         json_t *result = json_object_get(json_array_get(items, k), "index");
@@ -170,14 +209,32 @@ long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e
         int st = (int)json_integer_value(status);
         if (it->state != LP_ITEM_PENDING)
             continue;
+        json_t *error = json_object_get(result, "error");
+        const char *type = json_string_value(json_object_get(error, "type"));
+        const char *why = json_is_string(error) ? json_string_value(error)
+                                                : json_string_value(json_object_get(error, "reason"));
+        char index[256];
         if (st >= 200 && st < 300) {
             it->state = LP_ITEM_OK;
             it->status = (uint16_t)st;
             b->pending--;
         } else if (st == 429 || st >= 500) {
             it->status = (uint16_t)st; /* stays pending: retried */
+            if (!b->retry_note[0]) {
+                item_index(b, it, index, sizeof index);
+                snprintf(b->retry_note, sizeof b->retry_note, "HTTP %d for index %.120s, %.60s: %.160s", st,
+                         index, type ? type : "error", why ? why : "no reason given");
+            }
+        } else if (is_document_fault(type, why)) {
+            refuse(b, it, st, type, why);
         } else {
-            refuse(b, it, st, json_object_get(result, "error"));
+            item_index(b, it, index, sizeof index);
+            lp_fail(e, LP_EXIT_ES,
+                    "Elasticsearch refused writing to index %.120s, not for the document's fault: nothing was "
+                    "dead-lettered or committed; fix the index and run again (HTTP %d, %.60s: %.160s)",
+                    index, st, type ? type : "error", why ? why : "no reason given");
+            json_decref(root);
+            return LP_BULK_BLOCKED;
         }
     }
     json_decref(root);

@@ -28,6 +28,8 @@ struct lp_bulk {
     void *ctx, *opaque;
     unsigned attempts;
     int64_t retry_at_ms;
+    int64_t first_failure_ms; /* first failed attempt since the last success, 0 if none */
+    char retry_note[640];     /* why items of the last response stay pending, for the report */
     struct lp_bulk *next;
 };
 

@@ -7,9 +7,11 @@
  * their retry time has come. Failures back off exponentially with full
  * jitter (delay drawn from [d/2, d]), shared across the client: when
  * Elasticsearch is down every request fails, and one shared delay is what
- * keeps a stopped cluster from being hammered. Conditions no retry can fix
- * (rejected credentials, a body too large, a URL that is not Elasticsearch)
- * are fatal and reported to the caller, who stops without committing.
+ * keeps a stopped cluster from being hammered. A bulk that makes no progress
+ * for retry_limit_ms stops the client. Conditions no retry can fix
+ * (rejected credentials, a body too large, a URL that is not Elasticsearch,
+ * an item refused for a reason that is not the document's) are fatal and
+ * reported to the caller, who stops without committing.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -61,7 +63,7 @@ struct lp_es {
     uint64_t rng;
     z_stream z;
     lp_es_stats stats;
-    char fatal[512];
+    char fatal[1024];
 };
 
 static int64_t now_ms(void)
@@ -170,6 +172,8 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
         es->opts.backoff_base_ms = 100;
     if (es->opts.backoff_max_ms <= 0)
         es->opts.backoff_max_ms = 30000;
+    if (es->opts.retry_limit_ms <= 0)
+        es->opts.retry_limit_ms = 300000;
     es->url = lp_xstrdup(opts->url);
     size_t ul = strlen(es->url);
     while (ul && es->url[ul - 1] == '/')
@@ -512,10 +516,31 @@ static void set_fatal(lp_es *es, const char *fmt, long status, const char *detai
     snprintf(es->fatal, sizeof es->fatal, fmt, es->url, status, detail);
 }
 
+/* A bulk to try again after the backoff, unless it has made no progress
+ * for retry_limit_ms: an Elasticsearch that keeps refusing (a 429 that
+ * never clears, a shard that never comes back) would otherwise hold every
+ * later commit back forever without a word. */
+static void retry_later(lp_es *es, lp_bulk *b, const char *why)
+{
+    int64_t now = now_ms();
+    if (!b->first_failure_ms)
+        b->first_failure_ms = now;
+    if (now - b->first_failure_ms >= es->opts.retry_limit_ms) {
+        snprintf(es->fatal, sizeof es->fatal,
+                 "Elasticsearch at %s (--es) did not acknowledge a bulk after %.0f s of retries (--retry-limit): "
+                 "its messages were not committed and will be consumed again; last answer: %s",
+                 es->url, (double)es->opts.retry_limit_ms / 1000.0, why);
+        requeue(es, b, 0);
+        return;
+    }
+    requeue(es, b, backoff_ms(es));
+}
+
 static void completed(lp_es *es, slot *s, CURLcode code)
 {
     lp_bulk *b = s->bulk;
     long status = 0;
+    char why[700];
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(es->multi, s->easy);
     s->bulk = NULL;
@@ -526,19 +551,28 @@ static void completed(lp_es *es, slot *s, CURLcode code)
                  (size_t)b->pending);
     } else if (code == CURLE_OK && status == 200) {
         lp_error err;
+        size_t before = b->pending;
         long left = lp_bulk_read_response(b, s->resp.buf.data ? s->resp.buf.data : "", s->resp.buf.len, &err);
         if (left == 0) {
             es->failures = 0;
             finish(es, b);
             return;
         }
+        if (left == LP_BULK_BLOCKED) { /* not the documents' fault: never complete this bulk */
+            snprintf(es->fatal, sizeof es->fatal, "%s", err.msg);
+            requeue(es, b, 0);
+            return;
+        }
         if (left > 0) {
             es->stats.item_retries += (uint64_t)left;
             es->failures++;
-            requeue(es, b, backoff_ms(es));
+            if ((size_t)left < before) /* progress: the limit counts from here */
+                b->first_failure_ms = 0;
+            retry_later(es, b, b->retry_note);
             return;
         }
         /* An unreadable response: resend the whole request. */
+        snprintf(why, sizeof why, "%.600s", err.msg);
     } else if (code == CURLE_OK && (status == 401 || status == 403)) {
         set_fatal(es, "Elasticsearch at %s (--es) refused authentication (HTTP %ld)%s", status, "");
     } else if (code == CURLE_OK && status == 413) {
@@ -547,10 +581,17 @@ static void completed(lp_es *es, slot *s, CURLcode code)
     } else if (code == CURLE_OK && status >= 400 && status < 500 && status != 429 && status != 408) {
         set_fatal(es, "Elasticsearch at %s (--es) answered _bulk with HTTP %ld: %.300s", status,
                   s->resp.buf.data ? lp_buf_cstr(&s->resp.buf) : "");
+    } else if (code == CURLE_OK) {
+        snprintf(why, sizeof why, "_bulk answered HTTP %ld", status);
+    } else {
+        snprintf(why, sizeof why, "%s", curl_easy_strerror(code));
     }
     es->stats.request_retries++;
     es->failures++;
-    requeue(es, b, es->fatal[0] ? 0 : backoff_ms(es));
+    if (es->fatal[0])
+        requeue(es, b, 0);
+    else
+        retry_later(es, b, why);
 }
 
 static int next_timer_ms(lp_es *es, int timeout_ms)

@@ -7,9 +7,13 @@
  * libcurl multi handle (keep-alive connections, gzip bodies). The client owns
  * retries: a request that fails as a whole (connection refused, timeout, HTTP
  * 429/5xx) is re-sent with exponential backoff and jitter; items that come
- * back 429 or 5xx are re-sent on their own in a smaller request. The caller
+ * back 429 or 5xx are re-sent on their own in a smaller request, for up to
+ * retry_limit_ms, after which the client stops with a report. The caller
  * hears about a bulk once, when every item in it is final: indexed, or
- * permanently refused (mapping error, 400) with a reason. That single
+ * refused for the document's own fault (it does not fit the mapping) with a
+ * reason. A refusal that is not the document's fault (a closed index, an
+ * index that may not be created, a missing privilege) stops the client: the
+ * bulk never completes, so nothing of it is committed. That single
  * "done" event is what lets the consumer commit Kafka offsets only for data
  * Elasticsearch has acknowledged.
  *
@@ -31,6 +35,7 @@ typedef struct lp_es_opts {
     long timeout_ms;      /* per HTTP request, default 60000 */
     long backoff_base_ms; /* first retry delay, default 100; doubles, with jitter */
     long backoff_max_ms;  /* cap, default 30000 */
+    long retry_limit_ms;  /* a bulk still failing this long after its first failure is fatal; default 300000 */
     /* Transport security and auth (credentials never appear in messages). */
     const char *ca_file;  /* PEM CA bundle; verification is always on unless insecure */
     const char *ca_pem;   /* the same, as PEM text (from a --secrets object) */
@@ -93,15 +98,20 @@ size_t lp_bulk_bytes(const lp_bulk *b); /* uncompressed NDJSON body size */
 typedef enum lp_item_state {
     LP_ITEM_PENDING = 0,
     LP_ITEM_OK,      /* indexed (201/200) */
-    LP_ITEM_REFUSED, /* permanently refused: 400-class item error */
+    LP_ITEM_REFUSED, /* refused for the document's own fault (mapping): dead-letter it */
 } lp_item_state;
 
 lp_item_state lp_bulk_item_state(const lp_bulk *b, size_t i, int *status, const char **reason);
 
 /* Reads a _bulk response body into the items' states: 2xx -> OK, 429 and 5xx
- * -> stay PENDING (to be retried), other 4xx -> REFUSED with the error type
- * and reason. Returns the number of items still pending, or -1 when the body
- * is not a bulk response (e fills with why). Exposed for unit and fuzz tests. */
+ * -> stay PENDING (to be retried), other 4xx whose error type says the
+ * document does not fit the index -> REFUSED with the error type and reason.
+ * Returns the number of items still pending; -1 when the body is not a bulk
+ * response (e fills with why: resend it); LP_BULK_BLOCKED when an item was
+ * refused for a reason that is not the document's (e names the index and
+ * the error: stop, the bulk must not complete). Exposed for unit and fuzz
+ * tests. */
+#define LP_BULK_BLOCKED (-2L)
 long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e);
 
 /* Called once per submitted bulk when every item is final (OK or REFUSED).

@@ -107,6 +107,17 @@ static void note_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opa
     lp_kafka_note_error(err, reason);
 }
 
+/* The property name of "key=value" into key[]; 0 if it does not fit. */
+static size_t key_of(const char *kv, char *key, size_t len)
+{
+    size_t kl = strcspn(kv, "=");
+    if (kl >= len)
+        return 0;
+    memcpy(key, kv, kl);
+    key[kl] = '\0';
+    return kl;
+}
+
 /* 1 when the property has a non-empty value. */
 static int conf_has(rd_kafka_conf_t *conf, const char *key, char *value, size_t len)
 {
@@ -145,16 +156,15 @@ rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
     rd_kafka_conf_set_error_cb(conf, note_error_cb);
     char err[256];
     for (size_t i = 0; i < p->n; i++) {
-        const char *kv = p->kv[i], *eq = strchr(kv, '=');
-        size_t kl = (size_t)(eq - kv);
+        const char *kv = p->kv[i];
         char key[256];
-        if (kl >= sizeof key) {
+        size_t kl = key_of(kv, key, sizeof key);
+        if (!kl) {
             rd_kafka_conf_destroy(conf);
             lp_fail(e, LP_EXIT_USAGE, "-X: property name too long");
             return NULL;
         }
-        memcpy(key, kv, kl);
-        key[kl] = '\0';
+        const char *eq = kv + kl;
         if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
             if (is_hidden_key(key, kl))
@@ -169,6 +179,44 @@ rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e)
         return NULL;
     }
     return conf;
+}
+
+/* The last user property that sets key, for the error message. */
+static const char *last_setting(const lp_kafka_props *user, const char *key)
+{
+    const char *found = NULL;
+    char k[256];
+    for (size_t i = 0; i < user->n; i++)
+        if (key_of(user->kv[i], k, sizeof k) && !strcmp(k, key))
+            found = user->kv[i];
+    return found;
+}
+
+int lp_kafka_refuse_changes(const lp_kafka_props *user, const lp_kafka_fixed *fixed, size_t n, lp_error *e)
+{
+    rd_kafka_conf_t *ours = rd_kafka_conf_new();
+    char err[256], key[256], a[512], b[512];
+    for (size_t i = 0; i < n; i++)
+        if (fixed[i].value)
+            rd_kafka_conf_set(ours, fixed[i].key, fixed[i].value, err, sizeof err);
+    rd_kafka_conf_t *theirs = rd_kafka_conf_dup(ours);
+    for (size_t i = 0; i < user->n; i++)
+        if (key_of(user->kv[i], key, sizeof key))
+            rd_kafka_conf_set(theirs, key, user->kv[i] + strlen(key) + 1, err, sizeof err);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *given = last_setting(user, fixed[i].key);
+        size_t al = sizeof a, bl = sizeof b;
+        int changed = fixed[i].value ? rd_kafka_conf_get(ours, fixed[i].key, a, &al) == RD_KAFKA_CONF_OK &&
+                                           rd_kafka_conf_get(theirs, fixed[i].key, b, &bl) == RD_KAFKA_CONF_OK &&
+                                           strcmp(a, b)
+                                     : given != NULL;
+        if (changed)
+            rc = lp_fail(e, LP_EXIT_USAGE, "-X %s is refused: %s", given ? given : fixed[i].key, fixed[i].why);
+    }
+    rd_kafka_conf_destroy(ours);
+    rd_kafka_conf_destroy(theirs);
+    return rc;
 }
 
 /* A DNS name or IPv4 address, or a bracketed IPv6 address: nothing else

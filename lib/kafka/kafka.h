@@ -27,6 +27,19 @@ int lp_kafka_props_add(lp_kafka_props *p, const char *kv, lp_error *e);
 int lp_kafka_props_set(lp_kafka_props *p, const char *key, const char *value);
 void lp_kafka_props_free(lp_kafka_props *p);
 
+/* A property logpipe sets for a guarantee to hold, which -X must not change. */
+typedef struct lp_kafka_fixed {
+    const char *key;
+    const char *value; /* logpipe's value; NULL: -X may not set the property at all */
+    const char *why;   /* what another value would break, for the error */
+} lp_kafka_fixed;
+
+/* Fails with LP_EXIT_USAGE naming the -X argument when the user's
+ * properties change one of fixed. Values are compared as librdkafka reads
+ * them ("smallest" is "earliest", "TRUE" is "true"); a value librdkafka
+ * refuses is left for lp_kafka_conf_new to report. */
+int lp_kafka_refuse_changes(const lp_kafka_props *user, const lp_kafka_fixed *fixed, size_t n, lp_error *e);
+
 /* librdkafka properties that hold credentials: the only ones whose -X value
  * may be a secret reference (lib/secrets), and whose value no message shows.
  * lp_kafka_is_secret: the subset that must not be given literally (argv is

@@ -9,10 +9,12 @@
  *
  * Time zones: combined/common times carry their offset; the seed's times do
  * not, and are read in --timezone. A fixed offset is a constant; an IANA
- * zone needs the offset in force at that local time (DST), which libc's
- * mktime knows. mktime is far too slow per line, so its answer is cached per
- * quarter hour of local time (zone transitions fall on quarter hours), which
- * for time-ordered logs means one mktime call per quarter hour of traffic.
+ * zone needs the offset in force at that local time (DST), found from
+ * libc's zone data by a fixed rule (local_offset: ambiguous times are their
+ * first occurrence), so @timestamp is a pure function of the line. That is
+ * too slow per line, so the answer is cached per quarter hour of local time
+ * (zone transitions fall on quarter hours), which for time-ordered logs
+ * means one look-up per quarter hour of traffic.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -28,7 +30,7 @@
 
 struct lp_parser {
     lp_format format;
-    int fixed_zone;        /* 1: offset below; 0: IANA zone through mktime */
+    int fixed_zone;        /* 1: offset below; 0: IANA zone (local_offset) */
     int32_t offset;        /* seconds east of UTC */
     int64_t cached_key;    /* local quarter hour of the cached offset */
     int32_t cached_offset;
@@ -87,21 +89,50 @@ static int is_iana_zone(const char *name)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Seconds east of UTC in force at instant t, from libc's zone data. */
+static int32_t offset_at(int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    return localtime_r(&tt, &tm) ? (int32_t)tm.tm_gmtoff : 0;
+}
+
+/* The offset for a wall-clock time (local: seconds since the epoch read as
+ * if UTC). Most local times have one; at a fall-back an hour of them occurs
+ * twice, and at a spring-forward an hour of them never occurs. mktime with
+ * tm_isdst = -1 picks between the two from the previous call's state, so
+ * the same line could get another @timestamp (and another daily index:
+ * a duplicate under the same _id) in a replay. The rule here is fixed, and
+ * the one Python's zoneinfo (fold=0) and java.time apply: the offset in
+ * force before the change, i.e. an ambiguous time is its first occurrence
+ * and a missing one is read as if the clock had not yet moved. The offsets
+ * a day either side bracket the change (zones change at most once a day). */
+static int32_t local_offset(int64_t local)
+{
+    int32_t before = offset_at(local - 86400), after = offset_at(local + 86400);
+    if (offset_at(local - before) == before)
+        return before; /* no change, before it, or its first occurrence */
+    if (offset_at(local - after) == after)
+        return after; /* after the change */
+    return before;    /* in a spring-forward gap */
+}
+
+/* The offset is cached per quarter hour of local time: zone changes fall on
+ * quarter hours, but for the rare historical one that does not (local mean
+ * times), a quarter hour whose start and end differ is not cached. The key
+ * is floored: before 1970 a truncated key would join two quarter hours. */
 static int32_t iana_offset(void *ctx, int64_t local)
 {
     lp_parser *p = ctx;
-    int64_t key = local / 900;
+    int64_t key = lp_floor_div(local, 900);
     if (key == p->cached_key)
         return p->cached_offset;
-    lp_civil c;
-    lp_civil_from_epoch(local, &c);
-    struct tm tm = {.tm_year = (int)(c.year - 1900), .tm_mon = (int)c.month - 1,
-                    .tm_mday = (int)c.day, .tm_hour = (int)c.hour, .tm_min = (int)c.minute,
-                    .tm_isdst = -1};
-    time_t utc = mktime(&tm);
-    p->cached_key = key;
-    p->cached_offset = (int32_t)(local - c.second - (int64_t)utc);
-    return p->cached_offset;
+    int32_t offset = local_offset(local);
+    if (local_offset(key * 900) == offset && local_offset(key * 900 + 899) == offset) {
+        p->cached_key = key;
+        p->cached_offset = offset;
+    }
+    return offset;
 }
 
 lp_parser *lp_parser_new(const lp_parse_opts *opts, lp_error *e)
@@ -116,7 +147,7 @@ lp_parser *lp_parser_new(const lp_parse_opts *opts, lp_error *e)
     } else if (parse_fixed_offset(tz, &p->offset) == 0) {
         /* fixed offset */
     } else if (is_iana_zone(tz)) {
-        /* mktime reads TZ: logpipe reads one zone per process, so setting it is safe. */
+        /* localtime_r reads TZ: logpipe reads one zone per process, so setting it is safe. */
         setenv("TZ", tz, 1);
         tzset();
         p->fixed_zone = 0;

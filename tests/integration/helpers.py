@@ -28,6 +28,23 @@ def run(logpipe: str, *args: str, timeout: float = 300, stdin: bytes | None = No
     return Run(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
 
+def peak_rss_kb(p: subprocess.Popen) -> int:
+    """Samples a running process's peak resident set (VmHWM) until it exits."""
+    import time
+
+    peak = 0
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except FileNotFoundError:
+            break
+        time.sleep(0.2)
+    return peak
+
+
 def high_watermarks(kafka: str, topic: str) -> dict[int, int]:
     c = Consumer({"bootstrap.servers": kafka, "group.id": "logpipe-test-inspect"})
     try:

@@ -25,6 +25,7 @@ from helpers import (
     committed,
     good_lines,
     high_watermarks,
+    peak_rss_kb,
     read_topic,
     run,
     wait_group_empty,
@@ -322,16 +323,7 @@ def test_memory_stays_bounded_with_a_backlog_and_a_slow_elasticsearch(logpipe_bi
         with FaultProxy(es, faults) as proxy:
             p = start_consumer(logpipe_bin, kafka, proxy.url, topic, backlog_group, unique,
                                "--max-seconds", "15" if backlog_group.startswith("small") else "30")
-            peak = 0
-            while p.poll() is None:
-                try:
-                    with open(f"/proc/{p.pid}/status") as f:
-                        for line in f:
-                            if line.startswith("VmHWM:"):
-                                peak = max(peak, int(line.split()[1]))
-                except FileNotFoundError:
-                    break
-                time.sleep(0.5)
+            peak = peak_rss_kb(p)
             finish(p)
         peaks.append(peak)
     print(f"peak RSS (kB): 15 s run {peaks[0]}, 30 s run against the 1M backlog {peaks[1]}")

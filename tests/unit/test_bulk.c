@@ -72,12 +72,68 @@ int main(void)
     lp_bulk_prepare_request(copy, &req, &data, &len);
     CHECK_INT(len, 2 * (copy->items[0].len));
     const char *retry = "{\"errors\":true,\"items\":[{\"index\":{\"status\":201}},"
-                        "{\"index\":{\"status\":400,\"error\":{\"type\":\"illegal_argument_exception\",\"reason\":\"r\"}}}]}";
+                        "{\"index\":{\"status\":400,\"error\":{\"type\":\"document_parsing_exception\",\"reason\":\"r\"}}}]}";
     CHECK_INT(lp_bulk_read_response(copy, retry, strlen(retry), &e), 0);
     CHECK_STR(state_name(copy, 0), "ok");
     CHECK_STR(state_name(copy, 2), "refused");
     lp_bulk_item_state(copy, 2, NULL, &reason);
-    CHECK_STR(reason, "illegal_argument_exception: r");
+    CHECK_STR(reason, "document_parsing_exception: r");
+
+    /* Whose fault: only a document that does not fit the mapping is refused
+     * (dead-lettered); a refusal about the index, the cluster or the
+     * credentials blocks the bulk, naming the index and the error. */
+    static const struct {
+        const char *error;
+        int document_fault;
+    } faults[] = {
+        {"{\"type\":\"mapper_parsing_exception\",\"reason\":\"failed to parse\"}", 1},
+        {"{\"type\":\"strict_dynamic_mapping_exception\",\"reason\":\"mapping set to strict\"}", 1},
+        {"{\"type\":\"illegal_argument_exception\",\"reason\":\"Document contains at least one immense term in "
+         "field=\\\"url.path\\\"\"}", 1},
+        {"{\"type\":\"index_closed_exception\",\"reason\":\"closed\",\"index\":\"logs\"}", 0},
+        {"{\"type\":\"index_not_found_exception\",\"reason\":\"no such index [logs] and "
+         "[action.auto_create_index] contains [-logs*] which forbids automatic creation of the index\"}", 0},
+        {"{\"type\":\"validation_exception\",\"reason\":\"Validation Failed: 1: this action would add [2] shards, "
+         "but this cluster currently has [1000]/[1000] maximum normal shards open;\"}", 0},
+        {"{\"type\":\"security_exception\",\"reason\":\"action [indices:data/write/bulk[s]] is unauthorized\"}", 0},
+        {"{\"type\":\"illegal_argument_exception\",\"reason\":\"only write ops with an op_type of create are "
+         "allowed in data streams\"}", 0},
+        {"{\"type\":\"cluster_block_exception\",\"reason\":\"index [logs] blocked by: [FORBIDDEN/8/index write (api)];\"}", 0},
+        {"{\"type\":\"version_conflict_engine_exception\",\"reason\":\"x\"}", 0},
+        {"\"a bare string\"", 0},
+    };
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
+        lp_bulk_reset(copy);
+        lp_bulk_add(copy, "logs-2026.01.21", 15, "a", 1, "{}", 2);
+        lp_bulk_add(copy, "logs-2026.01.21", 15, "b", 1, "{}", 2);
+        lp_bulk_prepare_request(copy, &req, &data, &len);
+        lp_buf resp = LP_BUF_INIT;
+        lp_buf_printf(&resp, "{\"errors\":true,\"items\":[{\"index\":{\"status\":201}},"
+                             "{\"index\":{\"status\":400,\"error\":%s}}]}", faults[i].error);
+        long left = lp_bulk_read_response(copy, resp.data, resp.len, &e);
+        if (faults[i].document_fault) {
+            CHECK_INT(left, 0);
+            CHECK_STR(state_name(copy, 1), "refused");
+        } else {
+            CHECK_INT(left, LP_BULK_BLOCKED);
+            CHECK_INT(e.code, LP_EXIT_ES);
+            CHECK_CONTAINS(e.msg, "refused writing to index logs-2026.01.21, not for the document's fault");
+            CHECK_STR(state_name(copy, 1), "pending");
+        }
+        lp_buf_free(&resp);
+    }
+    lp_bulk_reset(copy);
+    lp_bulk_add(copy, "logs-2026.01.21", 15, "a", 1, "{}", 2);
+    lp_bulk_prepare_request(copy, &req, &data, &len);
+    const char *blocked = "{\"errors\":true,\"items\":[{\"index\":{\"status\":400,\"error\":{\"type\":"
+                          "\"index_closed_exception\",\"reason\":\"closed\"}}}]}";
+    CHECK_INT(lp_bulk_read_response(copy, blocked, strlen(blocked), &e), LP_BULK_BLOCKED);
+    CHECK_CONTAINS(e.msg, "(HTTP 400, index_closed_exception: closed)");
+    /* A 429 stays pending, and the reason is kept for the retry limit's report. */
+    const char *busy = "{\"errors\":true,\"items\":[{\"index\":{\"status\":429,\"error\":{\"type\":"
+                       "\"es_rejected_execution_exception\",\"reason\":\"queue full\"}}}]}";
+    CHECK_INT(lp_bulk_read_response(copy, busy, strlen(busy), &e), 1);
+    CHECK_STR(copy->retry_note, "HTTP 429 for index logs-2026.01.21, es_rejected_execution_exception: queue full");
 
     /* Malformed responses are errors, not guesses. */
     lp_bulk_reset(copy);

@@ -117,6 +117,26 @@ static void test_index_names(void)
     lp_buf_reset(&b);
     lp_index_name("fixed", 1769034220, &b);
     CHECK_STR(lp_buf_cstr(&b), "fixed");
+    /* The consumer's hourly cache floors the hour: one second before 1970
+     * is another hour (and day) than 1970's first, as in every other year. */
+    lp_index_cache ic;
+    lp_index_cache_init(&ic, "h-%Y.%m.%d.%H");
+    CHECK_INT(lp_index_cache_set(&ic, -1), 1);
+    CHECK_STR(lp_buf_cstr(&ic.name), "h-1969.12.31.23");
+    CHECK_INT(lp_index_cache_set(&ic, 0), 1);
+    CHECK_STR(lp_buf_cstr(&ic.name), "h-1970.01.01.00");
+    CHECK_INT(lp_index_cache_set(&ic, 3599), 0);
+    CHECK_INT(lp_index_cache_set(&ic, -3600), 1);
+    CHECK_STR(lp_buf_cstr(&ic.name), "h-1969.12.31.23");
+    CHECK_INT(lp_index_cache_set(&ic, -3601), 1);
+    CHECK_STR(lp_buf_cstr(&ic.name), "h-1969.12.31.22");
+    CHECK_INT(lp_index_cache_set(&ic, -86401), 1);
+    CHECK_STR(lp_buf_cstr(&ic.name), "h-1969.12.30.23");
+    lp_index_cache_free(&ic);
+    lp_index_cache_init(&ic, "fixed");
+    CHECK_INT(lp_index_cache_set(&ic, -1), 0);
+    CHECK_STR(lp_buf_cstr(&ic.name), "fixed");
+    lp_index_cache_free(&ic);
     lp_index_template_names("logs-access-%Y.%m.%d", &n, &p);
     CHECK_STR(lp_buf_cstr(&n), "logpipe-logs-access");
     CHECK_STR(lp_buf_cstr(&p), "logs-access-*");

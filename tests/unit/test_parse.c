@@ -223,6 +223,49 @@ static void test_timezones(void)
     CHECK(lp_parser_new(&bad, &e) == NULL);
 }
 
+/* The time of a seed line in zone tz, after parser state left by prime. */
+static const char *seed_time_after(const char *tz, const char *prime, const char *when)
+{
+    static char buf[64];
+    char line[200];
+    use_parser(LP_FORMAT_AUTO, tz);
+    if (prime) {
+        snprintf(line, sizeof line, "1.2.3.4 - - [%s] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", prime);
+        CHECK(parse(line));
+        use_parser(LP_FORMAT_AUTO, tz); /* a fresh parser: only libc's state is left */
+    }
+    snprintf(line, sizeof line, "1.2.3.4 - - [%s] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", when);
+    CHECK(parse(line));
+    snprintf(buf, sizeof buf, "%s", str("@timestamp") ? str("@timestamp") : "(none)");
+    return buf;
+}
+
+/* A wall-clock time that occurs twice (the fall-back hour) or never (the
+ * spring-forward hour) has one reading whatever was parsed before it, so a
+ * replay gives the same @timestamp and index: the offset in force before
+ * the change (the first occurrence; a missing time as if the clock had not
+ * moved). mktime answered from its previous call's state. */
+static void test_ambiguous_local_times(void)
+{
+    static const char *const primes[] = {NULL, "Jan 15 2025, 12:00:00", "Jul 01 2025, 12:00:00",
+                                         "Oct 26 2025, 03:10:00", "Oct 26 2025, 01:50:00"};
+    for (size_t i = 0; i < sizeof primes / sizeof *primes; i++) {
+        CHECK_STR(seed_time_after("Europe/Paris", primes[i], "Oct 26 2025, 02:30:00"), "2025-10-26T00:30:00Z");
+        CHECK_STR(seed_time_after("Europe/Paris", primes[i], "Oct 26 2025, 02:59:59"), "2025-10-26T00:59:59Z");
+        CHECK_STR(seed_time_after("Europe/Paris", primes[i], "Oct 26 2025, 03:00:00"), "2025-10-26T02:00:00Z");
+        CHECK_STR(seed_time_after("Europe/Paris", primes[i], "Mar 30 2025, 02:30:00"), "2025-03-30T01:30:00Z");
+        CHECK_STR(seed_time_after("America/New_York", primes[i], "Nov 02 2025, 01:30:00"), "2025-11-02T05:30:00Z");
+        CHECK_STR(seed_time_after("America/New_York", primes[i], "Mar 09 2025, 02:30:00"), "2025-03-09T07:30:00Z");
+    }
+    /* Before 1970 (negative local times): New York was on EST then. */
+    CHECK_STR(seed_time_after("America/New_York", NULL, "Dec 31 1969, 23:50:00"), "1970-01-01T04:50:00Z");
+    CHECK_STR(seed_time_after("America/New_York", "Jan 01 1970, 00:05:00", "Dec 31 1969, 23:59:59"),
+              "1970-01-01T04:59:59Z");
+    /* Paris kept its mean time (+00:09:21) until 1911: an offset that is
+     * not whole quarter hours. */
+    CHECK_STR(seed_time_after("Europe/Paris", NULL, "Jan 01 1900, 12:00:00"), "1900-01-01T11:50:39Z");
+}
+
 static void test_rejects(void)
 {
     use_parser(LP_FORMAT_AUTO, NULL);
@@ -466,6 +509,7 @@ int main(void)
     test_forced_format();
     test_timestamps();
     test_timezones();
+    test_ambiguous_local_times();
     test_rejects();
     test_real_world_shapes();
     test_request_shapes();
