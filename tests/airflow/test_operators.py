@@ -123,3 +123,57 @@ def test_bundled_binary_without_execute_bit_runs_with_its_libraries(tmp_path: Pa
     ldd = subprocess.run(["ldd", str(runnable)], capture_output=True, text=True, env=env, check=True).stdout
     assert f"librdkafka.so.1 => {runnable.parent / 'lib'}/" in ldd, ldd
     assert subprocess.run([str(runnable), "--help"], capture_output=True, env=env, check=False).returncode == 0
+
+
+def _kafka_conn(kafka: str, **fields: object) -> str:
+    extra = {"bootstrap.servers": kafka, **fields.pop("extra", {})}  # type: ignore[arg-type]
+    return json.dumps({"conn_type": "kafka", "extra": extra, **fields})
+
+
+@pytest.mark.parametrize(("conn_var", "conn", "field"), [
+    ("AIRFLOW_CONN_KAFKA_DEFAULT", {"extra": {"bootstrap.servers": "env://EVIL_BROKER"}}, "extra 'bootstrap.servers'"),
+    ("AIRFLOW_CONN_KAFKA_DEFAULT", {"extra": {"sasl.username": "aws-sm://MWAA_Secrets#kafka_secret"}},
+     "extra 'sasl.username'"),
+    ("AIRFLOW_CONN_KAFKA_DEFAULT", {"extra": {"client.rack": "env://AIRFLOW__CORE__FERNET_KEY"}},
+     "extra 'client.rack'"),
+    ("AIRFLOW_CONN_KAFKA_DEFAULT", {"extra": {"ssl.ca.location": " FILE:///etc/shadow"}},
+     "extra 'ssl.ca.location'"),
+    ("AIRFLOW_CONN_KAFKA_DEFAULT", {"login": "env://AWS_SECRET_ACCESS_KEY"}, "login"),
+    ("AIRFLOW_CONN_ELASTICSEARCH_DEFAULT", {"conn_type": "elasticsearch", "host": "aws-sm://MWAA_Secrets"}, "host"),
+    ("AIRFLOW_CONN_ELASTICSEARCH_DEFAULT", {"conn_type": "elasticsearch", "host": "127.0.0.1",
+                                            "login": "file:///run/secrets/es.json"}, "login"),
+    ("AIRFLOW_CONN_ELASTICSEARCH_DEFAULT", {"conn_type": "elasticsearch", "host": "127.0.0.1",
+                                            "extra": json.dumps({"ca_certs": "env://ES_CA"})}, "extra 'ca_certs'"),
+])
+def test_references_outside_the_credential_fields_are_refused(connections, kafka, tmp_path, unique, conn_var,
+                                                             conn, field):
+    """A connection's extra goes to logpipe as -X, which resolves references: in a
+    field other than the credential itself one could send any secret the worker can
+    read to the broker. Refused before logpipe runs, naming connection and field."""
+    if conn_var == "AIRFLOW_CONN_KAFKA_DEFAULT":
+        connections.setenv(conn_var, _kafka_conn(kafka, **conn))
+    else:
+        connections.setenv(conn_var, json.dumps(conn))
+    ran = tmp_path / "ran"
+    fake = tmp_path / "logpipe"
+    fake.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    fake.chmod(0o755)
+    connections.setenv("AIRFLOW_VAR_LOGPIPE_BINARY", str(fake))
+    op = LogpipeConsumeOperator(task_id="consume", topic=f"op-{unique}", group="g", index=unique)
+    with pytest.raises(AirflowFailException) as err:
+        op.execute({"ti": FakeTI()})
+    conn_id = "kafka_default" if "KAFKA" in conn_var else "elasticsearch_default"
+    assert f"connection {conn_id}: {field} is a secret reference" in str(err.value)
+    assert "MWAA_Secrets" not in str(err.value) and not ran.exists()
+
+
+def test_references_in_the_credential_fields_reach_logpipe_by_environment(connections, kafka):
+    connections.setenv("AIRFLOW_CONN_KAFKA_DEFAULT",
+                       _kafka_conn(kafka, login="logpipe", extra={"sasl.password": "env://KAFKA_PW"}))
+    connections.setenv("AIRFLOW_CONN_ELASTICSEARCH_DEFAULT", json.dumps(
+        {"conn_type": "elasticsearch", "host": "127.0.0.1", "login": "elastic", "password": "env://ES_PW",
+         "extra": json.dumps({"api_key": "aws-sm://MWAA_Secrets#elasticsearch_API_Key"})}))
+    args, env = LogpipeConsumeOperator(task_id="c", topic="t", group="g").build()
+    assert env == {"LOGPIPE_KAFKA_PASSWORD": "env://KAFKA_PW", "LOGPIPE_ES_PASSWORD": "env://ES_PW",
+                   "LOGPIPE_ES_API_KEY": "aws-sm://MWAA_Secrets#elasticsearch_API_Key"}
+    assert not any("://" in a and not a.startswith("http") for a in args), args
