@@ -8,18 +8,20 @@ from the Variable logpipe_binary, set the same way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers import committed, high_watermarks
-from logpipe_airflow.binary import _executable
+from logpipe_airflow.binary import _runnable
 from logpipe_airflow.compat import AirflowException, AirflowFailException
 from logpipe_airflow.operators import LogpipeConsumeOperator, LogpipeProduceOperator
 from stack_fixtures import create_topic, es_count
@@ -95,13 +97,38 @@ def test_stopped_task_stops_logpipe_cleanly(connections, kafka, kafka_admin, es,
 
 
 def test_binary_without_execute_bit_is_copied_and_run(tmp_path: Path, logpipe_bin: str):
-    """plugins.zip may lose the execute bit on MWAA."""
+    """plugins.zip may lose the execute bit on MWAA: the copy lives in a
+    private folder of its own for the one run, and is removed afterwards."""
     plain = tmp_path / "logpipe"
     shutil.copyfile(logpipe_bin, plain)
     plain.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    runnable = _executable(plain)
-    assert runnable != str(plain) and os.access(runnable, os.X_OK)
-    assert subprocess.run([runnable, "--help"], capture_output=True, check=False).returncode == 0
+    with _runnable(plain) as runnable:
+        assert runnable != str(plain) and os.access(runnable, os.X_OK)
+        folder = os.lstat(Path(runnable).parent)
+        assert folder.st_uid == os.getuid() and stat.S_IMODE(folder.st_mode) == 0o700
+        assert stat.S_IMODE(os.lstat(runnable).st_mode) == 0o700
+        assert subprocess.run([runnable, "--help"], capture_output=True, check=False).returncode == 0
+    assert not Path(runnable).parent.exists()
+
+
+def test_a_binary_planted_at_the_old_predictable_path_is_not_run(tmp_path: Path, logpipe_bin: str):
+    """The copy used to go to /tmp/logpipe-<uid>-<sha256[:16]>/, made with
+    exist_ok=True and reused when a runnable `logpipe` was already there: a
+    local user could plant one (and a folder they own) before the first run."""
+    plain = tmp_path / "logpipe"
+    shutil.copyfile(logpipe_bin, plain)
+    plain.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    digest = hashlib.sha256(plain.read_bytes()).hexdigest()[:16]
+    planted = Path(tempfile.gettempdir()) / f"logpipe-{os.getuid()}-{digest}"
+    planted.mkdir(mode=0o777, exist_ok=True)
+    (planted / "logpipe").write_text("#!/bin/sh\necho planted\n")
+    (planted / "logpipe").chmod(0o755)
+    try:
+        with _runnable(plain) as runnable:
+            out = subprocess.run([runnable, "--version"], capture_output=True, text=True, check=False).stdout
+        assert not runnable.startswith(str(planted)) and out.startswith("logpipe "), (runnable, out)
+    finally:
+        shutil.rmtree(planted)
 
 
 def test_bundled_binary_without_execute_bit_runs_with_its_libraries(tmp_path: Path):
@@ -117,12 +144,13 @@ def test_bundled_binary_without_execute_bit_runs_with_its_libraries(tmp_path: Pa
     with zipfile.ZipFile(out / "plugins.zip") as z:
         z.extractall(plugins)  # modes are not restored
     assert not os.access(plugins / "logpipe", os.X_OK)
-    runnable = Path(_executable(plugins / "logpipe"))
-    assert (runnable.parent / "lib").resolve() == (plugins / "lib").resolve()
-    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    ldd = subprocess.run(["ldd", str(runnable)], capture_output=True, text=True, env=env, check=True).stdout
-    assert f"librdkafka.so.1 => {runnable.parent / 'lib'}/" in ldd, ldd
-    assert subprocess.run([str(runnable), "--help"], capture_output=True, env=env, check=False).returncode == 0
+    with _runnable(plugins / "logpipe") as copy:
+        runnable = Path(copy)
+        assert (runnable.parent / "lib").resolve() == (plugins / "lib").resolve()
+        env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+        ldd = subprocess.run(["ldd", str(runnable)], capture_output=True, text=True, env=env, check=True).stdout
+        assert f"librdkafka.so.1 => {runnable.parent / 'lib'}/" in ldd, ldd
+        assert subprocess.run([str(runnable), "--help"], capture_output=True, env=env, check=False).returncode == 0
 
 
 def _kafka_conn(kafka: str, **fields: object) -> str:

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from logpipe_airflow.binary import find_logpipe
+from logpipe_airflow.binary import logpipe_binary
 from logpipe_airflow.compat import AirflowException, AirflowFailException, BaseOperator
 from logpipe_airflow.connections import Elasticsearch, Kafka
 
@@ -59,9 +59,10 @@ class LogpipeOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         args, secret_env = self.build()
-        cmd = [find_logpipe(), self.subcommand, *args, *map(str, self.extra_args)]
-        self.log.info("running: %s", shlex.join(cmd))
-        code, summary, tail = self._run(cmd, secret_env)
+        with logpipe_binary() as binary:
+            cmd = [binary, self.subcommand, *args, *map(str, self.extra_args)]
+            self.log.info("running: %s", shlex.join(cmd))
+            code, summary, tail = self._run(cmd, secret_env)
         if summary is None and code == 0:
             raise AirflowException(f"logpipe {self.subcommand} exited 0 but printed no JSON summary")
         if code != 0:
