@@ -205,3 +205,37 @@ def test_references_in_the_credential_fields_reach_logpipe_by_environment(connec
     assert env == {"LOGPIPE_KAFKA_PASSWORD": "env://KAFKA_PW", "LOGPIPE_ES_PASSWORD": "env://ES_PW",
                    "LOGPIPE_ES_API_KEY": "aws-sm://MWAA_Secrets#elasticsearch_API_Key"}
     assert not any("://" in a and not a.startswith("http") for a in args), args
+
+
+def test_only_allowlisted_worker_variables_reach_logpipe(connections, kafka, kafka_admin, unique):
+    """The child gets the allowlisted variables (AWS credential chain, locale, PATH, ...)
+    and its own credentials, not the worker's whole environment: Airflow's settings
+    (here the api-server's JWT signing secret that stack/airflow.sh gives every
+    worker; on MWAA the database URL, the fernet key) never reach /proc/<pid>/environ."""
+    topic = f"op-{unique}"
+    create_topic(kafka_admin, topic, partitions=1)
+    jwt_secret = os.environ["AIRFLOW__API_AUTH__JWT_SECRET"].encode()
+    connections.setenv("WORKER_ONLY_MARKER", f"marker-{unique}")
+    connections.setenv("AWS_REGION", "eu-west-3")
+    op = LogpipeProduceOperator(task_id="produce", topic=topic, count=4000, rate=1000)
+    environs: list[bytes] = []
+
+    def watch() -> None:
+        while op._proc is None or op._proc.poll() is None:
+            try:
+                if op._proc is not None:
+                    environs.append(Path(f"/proc/{op._proc.pid}/environ").read_bytes())
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    summary = op.execute({"ti": FakeTI()})
+    watcher.join(timeout=30)
+    assert summary["delivered"] == 4000 and environs, "never read logpipe's environment"
+    names = {entry.split(b"=", 1)[0] for entry in environs[-1].split(b"\0") if entry}
+    assert b"AWS_REGION=eu-west-3" in environs[-1].split(b"\0") and b"PATH" in names
+    for env in environs:
+        assert f"marker-{unique}".encode() not in env and jwt_secret not in env
+    assert not [n for n in names if n.startswith(b"AIRFLOW")], names
