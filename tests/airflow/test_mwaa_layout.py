@@ -136,13 +136,13 @@ def test_the_bundle_alone_runs_the_worker_check_and_both_dags(mwaa: Mwaa, kafka,
     assert not found["binary"].startswith(str(ROOT)), found
     assert "ldd --version: ldd (" in out
 
-    topic = f"mwaa-{unique}"
+    topic = f"logs-mwaa-{unique}"
     run_id, _ = mwaa.dags_test("log_generation_pipeline", {"topic": topic, "malformed_ratio": 0.01})
     assert mwaa.xcom("log_generation_pipeline", run_id, "produce")["delivered"] == 15000
-    run_id, _ = mwaa.dags_test("log_consumer_pipeline", {"topic": topic, "group": f"g-{unique}",
-                                                         "index": f"{unique}-%Y.%m.%d", "until_idle": 3})
+    run_id, _ = mwaa.dags_test("log_consumer_pipeline", {"topic": topic, "group": f"logpipe-{unique}",
+                                                         "index": f"logs-{unique}-%Y.%m.%d", "until_idle": 3})
     result = mwaa.xcom("log_consumer_pipeline", run_id, "reconcile")
-    documents = es_count(es, f"{unique}-*")
+    documents = es_count(es, f"logs-{unique}-*")
     assert result["committed"] == 15000 == documents + result["dead_lettered"], result
     assert 0 < result["dead_lettered"] < 500
-    assert committed(kafka, f"g-{unique}", topic, len(high_watermarks(kafka, topic))) == high_watermarks(kafka, topic)
+    assert committed(kafka, f"logpipe-{unique}", topic, len(high_watermarks(kafka, topic))) == high_watermarks(kafka, topic)
