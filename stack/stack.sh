@@ -61,10 +61,12 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
 kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 >/dev/null 2>&1; }
 # write_private FILE: stdin into FILE, mode 0600 from its creation (a new
-# file under umask 077, renamed over the old one: an existing file keeps its
-# mode when rewritten, so a secret is never written into a readable one).
+# file from mktemp, renamed over the old one: an existing file keeps its
+# mode when rewritten, so a secret is never written into a readable one; a
+# name of its own, so concurrent callers never share a half-written file).
 write_private() {
-  (umask 077; rm -f "$1.new" && cat >"$1.new" && mv -f "$1.new" "$1")
+  local tmp
+  tmp=$(umask 077; mktemp "$1.XXXXXX") && cat >"$tmp" && mv -f "$tmp" "$1"
 }
 
 # kcat_login NAME USER MECHANISM: a kcat config file (-F) that logs in to a

@@ -99,4 +99,4 @@ def test_broker_configs_are_private_from_their_creation(tmp_path: Path) -> None:
         assert oct(p.stat().st_mode & 0o777) == "0o600", p
         assert "ssl.keystore.password=secret-keystore.pass" in p.read_text()
     assert 'user_logpipe="secret-kafka-plain.pass"' in props[0].read_text()
-    assert not list(stack_dir.rglob("*.new"))
+    assert sorted(p.name for p in stack_dir.rglob("server.properties*")) == ["server.properties"] * 2
