@@ -210,3 +210,17 @@ def test_a_trigger_pointing_a_run_elsewhere_is_refused(dags_test_db, logpipe_bin
         assert run.code != 0 and run.run_id is None, run.output[-3000:]
         assert f"Invalid input for param {param}: '{value}' does not match" in run.flat, run.output[-3000:]
     assert f"payments-{unique}" not in kafka_admin.list_topics(timeout=30).topics
+
+
+def test_a_rest_trigger_pointing_a_run_elsewhere_is_refused(airflow, unique):
+    """The same through the running Airflow's REST API, as the UI and MWAA trigger: 400, no run."""
+    for dag_id, param, value in ((PRODUCER, "topic", f"payments-{unique}"),
+                                 (CONSUMER, "group", "payments-indexer"),
+                                 (CONSUMER, "es_conn_id", "aws_default")):
+        r = requests.post(f"{airflow}/dags/{dag_id}/dagRuns", timeout=30,
+                          json={"logical_date": None, "conf": {"topic": f"logs-af-{unique}", param: value}})
+        assert r.status_code == 400, r.text
+        assert f"Invalid input for param {param}: '{value}' does not match" in r.json()["detail"]
+        runs = requests.get(f"{airflow}/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "-start_date"},
+                            timeout=30).json()["dag_runs"]
+        assert not any(value in json.dumps(run.get("conf") or {}) for run in runs)
