@@ -45,8 +45,8 @@ CHILD_ENV = frozenset({
     "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
     "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
     "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_STS", "AWS_CA_BUNDLE",
-    # TLS trust and proxies (OpenSSL, libcurl)
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+    # TLS trust and configuration, proxies (lib/tls, OpenSSL, libcurl)
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "OPENSSL_CONF", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
     "NO_PROXY", "no_proxy",
     # sanitizer builds (make test-asan)
     "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
