@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bundle.sh: builds the folder that AWS MWAA reads from its S3 bucket:
 #
-#   dags/              the DAG files only
+#   dags/logpipe/      the DAG files only, in a folder of their own (a shared
+#                      bucket's dags/ holds other teams' DAGs too)
 #   plugins.zip        the Airflow plugin (operators) + a logpipe binary that
 #                      runs on MWAA's workers, with the shared libraries it
 #                      needs beside it in lib/
@@ -40,7 +41,7 @@ cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 cmake --build "$BUILD" --target logpipe >/dev/null
 
 rm -rf "$OUT" "$OUT.plugins"
-mkdir -p "$OUT/dags" "$OUT.plugins/lib"
+mkdir -p "$OUT/dags/logpipe" "$OUT.plugins/lib"
 stage=$OUT.plugins
 
 # glibc's own libraries are on every Linux: never carried.
@@ -79,7 +80,7 @@ find "$stage" -exec touch -h -d '2020-01-01T00:00:00Z' {} +
 (cd "$stage" && find . -type f -o -type l | LC_ALL=C sort | zip -q -X -D -@ "$OUT/plugins.zip")
 rm -rf "$stage"
 
-cp "$ROOT"/airflow/dags/*.py "$OUT/dags/"
+cp "$ROOT"/airflow/dags/*.py "$OUT/dags/logpipe/"
 cat > "$OUT/requirements.txt" <<REQ
 # logpipe's DAGs on MWAA (Airflow $AIRFLOW_VERSION, whose image runs Python $PYTHON_VERSION). The
 # Amazon and standard providers and requests come with MWAA's image; the

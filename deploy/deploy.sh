@@ -4,8 +4,12 @@
 #
 #   deploy/deploy.sh BUNDLE --bucket NAME --environment NAME [--prefix P] [--dry-run]
 #
-# MWAA picks up dags/ by itself (every ~30 s), so dags/ is synced with
-# --delete (a DAG removed from the repo leaves the bucket). plugins.zip,
+# MWAA picks up dags/ by itself (every ~30 s). logpipe's DAGs live in a
+# folder of their own, dags/logpipe/, synced with --delete (a DAG removed from
+# the repo leaves the bucket); nothing else under dags/ is touched, so other
+# teams' DAGs in a shared bucket survive. logpipe's own files at the top of
+# dags/ (where deploys before this layout put them) are removed, so no DAG id
+# is defined twice. plugins.zip,
 # requirements.txt and startup.sh are read only when update-environment names
 # their new S3 object versions (the bucket must have versioning on): each is
 # uploaded only when its SHA-256 differs from the one recorded in the current
@@ -32,8 +36,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$BUCKET" ] || die "--bucket is required"
 [ -n "$ENVIRONMENT" ] || die "--environment is required"
-[ -d "$BUNDLE/dags" ] && [ -f "$BUNDLE/plugins.zip" ] && [ -f "$BUNDLE/requirements.txt" ] ||
-  die "$BUNDLE is not a bundle (dags/, plugins.zip, requirements.txt): run deploy/bundle.sh"
+[ -d "$BUNDLE/dags/logpipe" ] && [ -f "$BUNDLE/plugins.zip" ] && [ -f "$BUNDLE/requirements.txt" ] ||
+  die "$BUNDLE is not a bundle (dags/logpipe/, plugins.zip, requirements.txt): run deploy/bundle.sh"
 AWS=${AWS:-aws}
 key() { printf '%s%s' "${PREFIX:+$PREFIX/}" "$1"; }
 
@@ -42,11 +46,22 @@ versioning=$($AWS s3api get-bucket-versioning --bucket "$BUCKET" --query Status 
 [ "$versioning" = Enabled ] ||
   die "bucket $BUCKET has versioning '$versioning': MWAA needs it Enabled to load new plugins.zip/requirements.txt"
 
-echo "deploy: dags/ -> s3://$BUCKET/$(key dags/)"
+echo "deploy: dags/logpipe/ -> s3://$BUCKET/$(key dags/logpipe/)"
 dry=()
 ((DRY)) && dry=(--dryrun)
-$AWS s3 sync "$BUNDLE/dags" "s3://$BUCKET/$(key dags)" --delete --exclude '*' --include '*.py' "${dry[@]}" |
-  sed 's/^/deploy:   /'
+$AWS s3 sync "$BUNDLE/dags/logpipe" "s3://$BUCKET/$(key dags/logpipe)" --delete --exclude '*' --include '*.py' \
+  "${dry[@]}" | sed 's/^/deploy:   /'
+# The layout before dags/logpipe/: the same files at the top of dags/.
+for f in "$BUNDLE"/dags/logpipe/*.py; do
+  old=$(key "dags/$(basename "$f")")
+  $AWS s3api head-object --bucket "$BUCKET" --key "$old" >/dev/null 2>&1 || continue
+  if ((DRY)); then
+    echo "deploy:   would delete s3://$BUCKET/$old (now in dags/logpipe/)"
+  else
+    $AWS s3api delete-object --bucket "$BUCKET" --key "$old" >/dev/null
+    echo "deploy:   deleted s3://$BUCKET/$old (now in dags/logpipe/)"
+  fi
+done
 
 # Uploads FILE when its content changed; prints the S3 version id to use.
 ship() {

@@ -14,8 +14,8 @@ API=http://127.0.0.1:${LOGPIPE_AIRFLOW_PORT:-8080}/api/v2
 ES=${LOGPIPE_ES:-http://127.0.0.1:9200}
 COUNT=${DEMO_COUNT:-15000}
 stamp=$(date +%Y%m%d%H%M%S)
-TOPIC=demo-logs-$stamp
-INDEX=demo-logs-$stamp
+TOPIC=logs-demo-$stamp
+INDEX=logs-demo-$stamp
 
 api() { curl -fsS -m 30 -H 'Content-Type: application/json' "$@"; }
 field() { python3 -c 'import json,sys; v=json.load(sys.stdin)
@@ -47,7 +47,7 @@ run=$(run_dag log_generation_pipeline "{\"count\": $COUNT, \"topic\": \"$TOPIC\"
 api "$API/dags/log_generation_pipeline/dagRuns/$run/taskInstances/produce/xcomEntries/return_value" |
   field value | sed 's/^/   produce summary: /'
 
-run=$(run_dag log_consumer_pipeline "{\"topic\": \"$TOPIC\", \"group\": \"demo-$stamp\", \"index\": \"$INDEX\"}")
+run=$(run_dag log_consumer_pipeline "{\"topic\": \"$TOPIC\", \"group\": \"logpipe-demo-$stamp\", \"index\": \"$INDEX\"}")
 api "$API/dags/log_consumer_pipeline/dagRuns/$run/taskInstances/consume/xcomEntries/return_value?map_index=0" |
   field value | sed 's/^/   consume summary: /'
 result=$(api "$API/dags/log_consumer_pipeline/dagRuns/$run/taskInstances/reconcile/xcomEntries/return_value" | field value)

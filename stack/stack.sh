@@ -24,7 +24,7 @@
 # configured by stack/airflow.sh. docs/stack.md has the details.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${LOGPIPE_STACK_DIR:-$ROOT/.stack}
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/stack/kafka/pom.xml")
 ES_VERSION=${LOGPIPE_ES_VERSION:-8.19.21}
@@ -61,15 +61,31 @@ log() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
 kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 >/dev/null 2>&1; }
+# write_private FILE: stdin into FILE, mode 0600 from its creation (a new
+# file from mktemp, renamed over the old one: an existing file keeps its
+# mode when rewritten, so a secret is never written into a readable one; a
+# name of its own, so concurrent callers never share a half-written file).
+write_private() {
+  local tmp
+  tmp=$(umask 077; mktemp "$1.XXXXXX") && cat >"$tmp" && mv -f "$tmp" "$1"
+}
+
+# kcat_login NAME USER MECHANISM: a kcat config file (-F) that logs in to a
+# SASL_SSL listener as USER with the password in $TLS_DIR/NAME.pass; its
+# path on stdout. The password stays off kcat's argv, which `ps` shows.
+kcat_login() {
+  printf 'security.protocol=SASL_SSL\nsasl.mechanisms=%s\nsasl.username=%s\nsasl.password=%s\nssl.ca.location=%s\n' \
+    "$3" "$2" "$(cat "$TLS_DIR/$1.pass")" "$TLS_DIR/ca.pem" | write_private "$TLS_DIR/$1.kcat"
+  echo "$TLS_DIR/$1.kcat"
+}
 kafka_sasl_ready() {
-  kcat -L -b "127.0.0.1:$KAFKA_SASL_PORT" -m 5 -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \
-    -X sasl.username=logpipe -X sasl.password="$(cat "$TLS_DIR/kafka-plain.pass")" \
-    -X ssl.ca.location="$TLS_DIR/ca.pem" >/dev/null 2>&1
+  [ -f "$TLS_DIR/kafka-plain.pass" ] &&
+    kcat -F "$(kcat_login kafka-plain logpipe PLAIN)" -L -b "127.0.0.1:$KAFKA_SASL_PORT" -m 5 >/dev/null 2>&1
 }
 kafka_scram_ready() {
-  kcat -L -b "127.0.0.1:$KAFKA_SCRAM_PORT" -m 5 -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 \
-    -X sasl.username=logpipe-scram -X sasl.password="$(cat "$TLS_DIR/kafka-scram.pass")" \
-    -X ssl.ca.location="$TLS_DIR/ca.pem" >/dev/null 2>&1
+  [ -f "$TLS_DIR/kafka-scram.pass" ] &&
+    kcat -F "$(kcat_login kafka-scram logpipe-scram SCRAM-SHA-512)" -L -b "127.0.0.1:$KAFKA_SCRAM_PORT" -m 5 \
+      >/dev/null 2>&1
 }
 es_ready() {
   curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null |
@@ -183,6 +199,7 @@ seed_kafka_users() {
     "SCRAM-SHA-512=[iterations=8192,password=$(cat "$TLS_DIR/kafka-scram.pass")]" >"$TLS_DIR/kafka-scram.args")
   kafka_java "@$TLS_DIR/kafka-scram.args" >"$KAFKA_HOME/scram.log" 2>&1 ||
     die "creating Kafka's SCRAM user failed: read $KAFKA_HOME/scram.log"
+  rm -f "$TLS_DIR/kafka-scram.args"
   touch "$marker"
 }
 
@@ -229,7 +246,7 @@ share.coordinator.state.topic.min.isr=1
 message.max.bytes=16777216
 log.retention.hours=24
 EOF
-  } > "$KAFKA_HOME/server.properties"
+  } | write_private "$KAFKA_HOME/server.properties"
   if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
     local cluster_id
     cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
@@ -247,7 +264,6 @@ start_kafka() {
   install_kafka
   make_tls
   configure_kafka
-  chmod 600 "$KAFKA_HOME/server.properties"
   log "starting Kafka $KAFKA_VERSION (log: $KAFKA_HOME/kafka.log)"
   setsid nohup bash -c "$(declare -f kafka_java); JAVA_HOME='$JAVA_HOME' KAFKA_HOME='$KAFKA_HOME' ROOT='$ROOT' \
     kafka_java kafka.Kafka '$KAFKA_HOME/server.properties'" >"$KAFKA_HOME/kafka.log" 2>&1 </dev/null &
@@ -265,10 +281,9 @@ start_kafka() {
 # password in a java @argfile rather than argv.
 configure_kafka_scram() {
   mkdir -p "$KAFKA_SCRAM_HOME/data"
-  (umask 077
-   { echo "# Written by stack/stack.sh: the SCRAM-SHA-512 broker."
-     kafka_single_node_properties "$KAFKA_SCRAM_HOME" "$KAFKA_SCRAM_CONTROLLER_PORT"
-     cat <<EOF
+  { echo "# Written by stack/stack.sh: the SCRAM-SHA-512 broker."
+    kafka_single_node_properties "$KAFKA_SCRAM_HOME" "$KAFKA_SCRAM_CONTROLLER_PORT"
+    cat <<EOF
 listeners=INTERNAL://127.0.0.1:$KAFKA_SCRAM_INTERNAL_PORT,CONTROLLER://127.0.0.1:$KAFKA_SCRAM_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SCRAM_PORT
 advertised.listeners=INTERNAL://127.0.0.1:$KAFKA_SCRAM_INTERNAL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SCRAM_PORT
 inter.broker.listener.name=INTERNAL
@@ -278,7 +293,7 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 num.partitions=1
 offsets.topic.num.partitions=3
 EOF
-   } > "$KAFKA_SCRAM_HOME/server.properties")
+  } | write_private "$KAFKA_SCRAM_HOME/server.properties"
   [ -f "$KAFKA_SCRAM_HOME/data/meta.properties" ] && return
   local cluster_id
   cluster_id=$(KAFKA_HOME=$KAFKA_SCRAM_HOME kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
@@ -518,7 +533,7 @@ start_es_gateway() {
   (umask 077; printf '%s' "$(openssl rand -hex 12):$(openssl rand -hex 20)" | base64 -w0 >"$TLS_DIR/es-api-key")
   basic=$(printf 'logpipe:%s' "$(cat "$TLS_DIR/es-logpipe.pass")" | base64 -w0)
   nginx_prepare "$d"
-  (umask 077; { echo "# Written by stack/stack.sh: checks the API key, forwards to the secured node."
+  { echo "# Written by stack/stack.sh: checks the API key, forwards to the secured node."
     nginx_conf_head "$d"
     cat <<CONF
 http {
@@ -542,7 +557,7 @@ $(nginx_http_common "$d")
   }
 }
 CONF
-  } >"$d/nginx.conf")
+  } | write_private "$d/nginx.conf"
   run_nginx "the API-key gateway on 127.0.0.1:$ES_GATEWAY_PORT" "$d" es_gateway_ready
 }
 
@@ -762,6 +777,9 @@ stop_one() {
     *) die "usage: stack.sh stop kafka|kafka-scram|es|es-secure|airflow|aws" ;;
   esac
 }
+
+# Sourced (tests call the functions above): define them, run nothing.
+(return 0 2>/dev/null) && return 0
 
 case ${1:-} in
   up) if [ "${2:-}" = kafka-scram ]; then start_kafka_scram; else cmd_up; fi ;;

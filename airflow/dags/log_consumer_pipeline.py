@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
+from logpipe_airflow import params as where
 from logpipe_airflow.compat import DAG, Param
 from logpipe_airflow.operators import LogpipeConsumeOperator
 
@@ -35,6 +36,11 @@ Indexes the Kafka topic `params.topic` into Elasticsearch with `logpipe consume`
 3. **reconcile**: the offsets committed this run must equal the documents in
    Elasticsearch for those offsets plus the records in the dead-letter topic for
    them. It fails, naming both numbers, when they differ.
+
+Where a run reads and writes is fenced (logpipe_airflow/params.py): `topic`
+`logs[.-_]...`, `dlq_topic` empty or `logs...dlq`, `group` `logpipe-...`,
+`index` `logs-...`, connections `kafka_...` and `elasticsearch_...`; a
+trigger with anything else is refused.
 """
 
 with DAG(
@@ -48,15 +54,15 @@ with DAG(
     tags=["logpipe", "kafka", "elasticsearch", "consumer"],
     default_args={"owner": "logpipe", "retries": 1, "retry_delay": timedelta(seconds=5)},
     params={
-        "topic": Param("logs", type="string", minLength=1),
-        "group": Param("logpipe-elasticsearch", type="string", minLength=1),
-        "index": Param("logs-access-%Y.%m.%d", type="string", minLength=1),
-        "dlq_topic": Param("", type="string", description="empty: <topic>.dlq"),
+        "topic": where.topic(),
+        "group": where.group("logpipe-elasticsearch"),
+        "index": where.index("logs-access-%Y.%m.%d"),
+        "dlq_topic": where.dlq_topic(),
         "consumers": Param(1, type="integer", minimum=1, maximum=64),
         "until_idle": Param(10, type="number", minimum=1),
         "max_seconds": Param(240, type="number", minimum=1, maximum=280),
-        "kafka_conn_id": Param("kafka_default", type="string"),
-        "es_conn_id": Param("elasticsearch_default", type="string"),
+        "kafka_conn_id": where.kafka_conn_id(),
+        "es_conn_id": where.es_conn_id(),
     },
 ) as dag:
 

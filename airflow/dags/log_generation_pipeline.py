@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
+from logpipe_airflow import params as where
 from logpipe_airflow.compat import DAG, Param
 from logpipe_airflow.operators import LogpipeProduceOperator
 
@@ -26,6 +27,9 @@ publishes them to the Kafka topic `params.topic` (connection `params.kafka_conn_
 * **malformed_ratio**: share of deliberately broken lines (exercises the dead-letter path)
 * **kafka_conn_id**: the Airflow connection of the Kafka cluster
 
+`topic` must be `logs` or start with `logs.`/`logs-`/`logs_`, `kafka_conn_id` with
+`kafka_` (logpipe_airflow/params.py): a trigger cannot point a run elsewhere.
+
 The task's XCom is logpipe's summary: `sent`, `delivered`, `failed`, `msgs_per_s`.
 """
 
@@ -40,12 +44,12 @@ with DAG(
     tags=["logpipe", "kafka", "producer"],
     default_args={"owner": "logpipe", "retries": 1, "retry_delay": timedelta(seconds=5)},
     params={
-        "topic": Param("logs", type="string", minLength=1),
+        "topic": where.topic(),
         "count": Param(15000, type="integer", minimum=1),
         "log_format": Param("seed", enum=["seed", "combined", "common"]),
         "rate": Param(0, type="integer", minimum=0),
         "malformed_ratio": Param(0.0, type="number", minimum=0, maximum=1),
-        "kafka_conn_id": Param("kafka_default", type="string"),
+        "kafka_conn_id": where.kafka_conn_id(),
     },
 ) as dag:
     LogpipeProduceOperator(

@@ -97,3 +97,42 @@ def test_no_airflow_3_breaking_imports() -> None:
     p = subprocess.run([str(ROOT / ".venv" / "bin" / "ruff"), "check", "--preview", "--select", "AIR3",
                         "airflow/"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+# Where a run reads and writes is fenced by its params (logpipe_airflow/params.py):
+# dag_run.conf cannot point it at another team's connection, topic, group or index.
+REFUSED = {
+    "kafka_conn_id": ["aws_default", "postgres_prod", "kafka_default/../x", "kafka_", "KAFKA_X"],
+    "es_conn_id": ["kafka_default", "elasticsearch", "elasticsearch-other", "aws_default"],
+    "topic": ["payments", "__consumer_offsets", "logsx", "logs-", "logs-a/b", "logs a", "env://X", ""],
+    "dlq_topic": ["payments", "payments.dlq", "logs-x", "__consumer_offsets"],
+    "group": ["payments-indexer", "logpipe", "logpipe-", "logpipe-a b"],
+    "index": [".security-7", ".kibana", "payments", "logs-", "logs-A", "logs-x/_doc", "logs-x,other", "logs-%s",
+              "logs-x*", "logs-_all", "*", "_all"],
+}
+ACCEPTED = {
+    "kafka_conn_id": ["kafka_default", "kafka_secure"],
+    "es_conn_id": ["elasticsearch_default", "elasticsearch_secure", "elasticsearch_pw_t12ab"],
+    "topic": ["logs", "logs-af-t12ab", "logs.web", "logs_x"],
+    "dlq_topic": ["", "logs.dlq", "logs-af-t12ab.dlq"],
+    "group": ["logpipe-elasticsearch", "logpipe-t12ab"],
+    "index": ["logs-access-%Y.%m.%d", "logs-t12ab-%Y.%m.%d", "logs-web-%Y.%m.%d.%H", "logs-static"],
+}
+
+
+@pytest.mark.parametrize("dag_id", ["log_generation_pipeline", "log_consumer_pipeline"])
+def test_params_refuse_names_outside_logpipes_namespace(dagbag: DagBag, dag_id: str) -> None:
+    from airflow.exceptions import ParamValidationError
+
+    dag = dagbag.get_dag(dag_id)
+    fenced = [name for name in REFUSED if name in dag.params]
+    assert fenced, dag_id
+    for name in fenced:
+        for value in ACCEPTED[name]:
+            dag.params.get_param(name).resolve(value)
+        for value in REFUSED[name]:
+            with pytest.raises(ParamValidationError, match="does not match"):
+                dag.params.get_param(name).resolve(value)
+    assert set(fenced) == set(REFUSED) & set(dag.params.keys())
+    if dag_id == "log_consumer_pipeline":
+        assert set(fenced) == set(REFUSED)

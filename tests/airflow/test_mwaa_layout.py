@@ -5,9 +5,11 @@ MWAA's image already carries (Airflow and the providers of
 airflow/requirements.in), with the local pins (airflow/requirements-local.txt)
 standing in for the GitHub-hosted constraints file the bundle names, which
 cannot be fetched here. Airflow then runs with dags_folder = the bundle's
-dags/ and plugins_folder = plugins.zip unpacked the way MWAA unpacks it (no
-execute bit), no Variable naming the binary, no LD_LIBRARY_PATH and no
-setting of the local stack's Airflow: the worker check and both DAGs run
+dags/ (logpipe's DAGs in dags/logpipe/, as deploy.sh puts them in the
+bucket, beside another team's DAG), plugins_folder = plugins.zip unpacked
+the way MWAA unpacks it (no execute bit), no Variable naming the binary, no
+LD_LIBRARY_PATH and no setting of the local stack's Airflow: the worker
+check and both DAGs run
 end to end against the local Kafka and Elasticsearch with `airflow dags test`.
 """
 
@@ -87,6 +89,24 @@ def fresh_venv(requirements: Path) -> None:
     (VENV / ".stamp").write_text(stamp)
 
 
+OTHER_TEAMS_DAG = """
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
+def other_team_daily():
+    @task
+    def hello() -> int:
+        return 1
+
+    hello()
+
+
+other_team_daily()
+"""
+
+
 @pytest.fixture(scope="module")
 def mwaa(tmp_path_factory, stack) -> Mwaa:
     home = tmp_path_factory.mktemp("mwaa")
@@ -98,13 +118,17 @@ def mwaa(tmp_path_factory, stack) -> Mwaa:
     with zipfile.ZipFile(bundle / "plugins.zip") as z:
         z.extractall(plugins)  # as MWAA: the execute bit is not kept
     assert not os.access(plugins / "logpipe", os.X_OK)
+    # The bucket's dags/ as deploy.sh leaves it: logpipe's folder beside another team's DAG.
+    dags = home / "bucket-dags"
+    shutil.copytree(bundle / "dags", dags)
+    (dags / "other_team_daily.py").write_text(OTHER_TEAMS_DAG)
     fresh_venv(mwaa_requirements(bundle, home))
     # Nothing of the local stack's Airflow or of this machine's libraries.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "AWS_", "LOGPIPE", "LD_", "PYTHON", "VIRTUAL_ENV"))}
     env.update({
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(bundle / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
@@ -127,7 +151,7 @@ def test_the_bundle_alone_runs_the_worker_check_and_both_dags(mwaa: Mwaa, kafka,
     p = mwaa.airflow("dags", "list", "-o", "json")
     assert p.returncode == 0, p.stderr[-3000:]
     assert {d["dag_id"] for d in json.loads(p.stdout)} == {"log_generation_pipeline", "log_consumer_pipeline",
-                                                          "logpipe_worker_check"}
+                                                          "logpipe_worker_check", "other_team_daily"}
 
     run_id, out = mwaa.dags_test("logpipe_worker_check", {})
     found = mwaa.xcom("logpipe_worker_check", run_id, "worker_platform")
@@ -136,13 +160,13 @@ def test_the_bundle_alone_runs_the_worker_check_and_both_dags(mwaa: Mwaa, kafka,
     assert not found["binary"].startswith(str(ROOT)), found
     assert "ldd --version: ldd (" in out
 
-    topic = f"mwaa-{unique}"
+    topic = f"logs-mwaa-{unique}"
     run_id, _ = mwaa.dags_test("log_generation_pipeline", {"topic": topic, "malformed_ratio": 0.01})
     assert mwaa.xcom("log_generation_pipeline", run_id, "produce")["delivered"] == 15000
-    run_id, _ = mwaa.dags_test("log_consumer_pipeline", {"topic": topic, "group": f"g-{unique}",
-                                                         "index": f"{unique}-%Y.%m.%d", "until_idle": 3})
+    run_id, _ = mwaa.dags_test("log_consumer_pipeline", {"topic": topic, "group": f"logpipe-{unique}",
+                                                         "index": f"logs-{unique}-%Y.%m.%d", "until_idle": 3})
     result = mwaa.xcom("log_consumer_pipeline", run_id, "reconcile")
-    documents = es_count(es, f"{unique}-*")
+    documents = es_count(es, f"logs-{unique}-*")
     assert result["committed"] == 15000 == documents + result["dead_lettered"], result
     assert 0 < result["dead_lettered"] < 500
-    assert committed(kafka, f"g-{unique}", topic, len(high_watermarks(kafka, topic))) == high_watermarks(kafka, topic)
+    assert committed(kafka, f"logpipe-{unique}", topic, len(high_watermarks(kafka, topic))) == high_watermarks(kafka, topic)

@@ -24,11 +24,15 @@ CONSUMER, PRODUCER = "log_consumer_pipeline", "log_generation_pipeline"
 
 
 def consumer_conf(topic: str, unique: str, **more: object) -> dict[str, object]:
-    return {"topic": topic, "group": f"g-{unique}", "index": f"{unique}-%Y.%m.%d", "until_idle": 3, **more}
+    return {"topic": topic, "group": group(unique), "index": f"logs-{unique}-%Y.%m.%d", "until_idle": 3, **more}
+
+
+def group(unique: str) -> str:
+    return f"logpipe-{unique}"
 
 
 def test_dags_test_produces_15000_and_indexes_exactly_them(dags_test_db, logpipe_bin, kafka, es, unique):
-    topic = f"af-{unique}"
+    topic = f"logs-af-{unique}"
     prod = dags_test(PRODUCER, {"topic": topic}, logpipe_bin)
     assert prod.state == "success", prod.output[-3000:]
     assert dags_test_xcom(PRODUCER, prod.run_id, "produce")["delivered"] == 15000
@@ -36,7 +40,7 @@ def test_dags_test_produces_15000_and_indexes_exactly_them(dags_test_db, logpipe
 
     cons = dags_test(CONSUMER, consumer_conf(topic, unique), logpipe_bin)
     assert cons.state == "success", cons.output[-3000:]
-    assert es_count(es, f"{unique}-*") == 15000
+    assert es_count(es, f"logs-{unique}-*") == 15000
     summary = dags_test_xcom(CONSUMER, cons.run_id, "consume", map_index=0)
     assert (summary["consumed"], summary["indexed"], summary["exit_code"]) == (15000, 15000, 0)
     result = dags_test_xcom(CONSUMER, cons.run_id, "reconcile")
@@ -54,7 +58,7 @@ def test_worker_check_logs_the_platform_and_runs_logpipe(dags_test_db, logpipe_b
 
 
 def test_three_consumers_on_six_partitions_stay_exact(dags_test_db, logpipe_bin, kafka, kafka_admin, es, unique):
-    topic = f"af-{unique}"
+    topic = f"logs-af-{unique}"
     create_topic(kafka_admin, topic, partitions=6)
     prod = dags_test(PRODUCER, {"topic": topic, "malformed_ratio": 0.02}, logpipe_bin)
     assert prod.state == "success", prod.output[-3000:]
@@ -62,15 +66,15 @@ def test_three_consumers_on_six_partitions_stay_exact(dags_test_db, logpipe_bin,
     assert cons.state == "success", cons.output[-3000:]
     summaries = [dags_test_xcom(CONSUMER, cons.run_id, "consume", map_index=i) for i in range(3)]
     result = dags_test_xcom(CONSUMER, cons.run_id, "reconcile")
-    documents = es_count(es, f"{unique}-*")
+    documents = es_count(es, f"logs-{unique}-*")
     assert result["committed"] == 15000 == documents + result["dead_lettered"]
     assert result["documents"] == documents and 0 < result["dead_lettered"] < 1000
     assert sum(s["indexed"] for s in summaries) == documents
-    assert committed(kafka, f"g-{unique}", topic, 6) == high_watermarks(kafka, topic)
+    assert committed(kafka, group(unique), topic, 6) == high_watermarks(kafka, topic)
 
 
 def test_elasticsearch_down_fails_commits_nothing_then_recovers(dags_test_db, logpipe_bin, kafka, es, unique):
-    topic = f"af-{unique}"
+    topic = f"logs-af-{unique}"
     assert dags_test(PRODUCER, {"topic": topic}, logpipe_bin).state == "success"
     stack = ["bash", str(ROOT / "stack" / "stack.sh")]
     subprocess.run([*stack, "stop", "es"], check=True, capture_output=True)
@@ -81,22 +85,22 @@ def test_elasticsearch_down_fails_commits_nothing_then_recovers(dags_test_db, lo
     assert down.state == "failed"
     assert "logpipe consume failed with exit code 4, an Elasticsearch error: logpipe consume: " \
            "Elasticsearch at http://127.0.0.1:9200 (--es) is unreachable" in down.flat
-    assert all(o < 0 for o in committed(kafka, f"g-{unique}", topic, 3).values())  # nothing committed
+    assert all(o < 0 for o in committed(kafka, group(unique), topic, 3).values())  # nothing committed
 
     again = dags_test(CONSUMER, consumer_conf(topic, unique), logpipe_bin)
     assert again.state == "success", again.output[-3000:]
-    assert es_count(es, f"{unique}-*") == 15000
+    assert es_count(es, f"logs-{unique}-*") == 15000
     assert dags_test_xcom(CONSUMER, again.run_id, "reconcile")["committed"] == 15000
 
 
 def test_rest_api_runs_both_dags_in_the_running_airflow(live_airflow, kafka, es, unique):
     airflow = live_airflow
-    topic = f"af-{unique}"
+    topic = f"logs-af-{unique}"
     run = trigger(airflow, PRODUCER, {"topic": topic})
     assert wait_run(airflow, PRODUCER, run) == "success"
     run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, consumers=2, until_idle=5))
     assert wait_run(airflow, CONSUMER, run) == "success", task_states(airflow, CONSUMER, run)
-    assert es_count(es, f"{unique}-*") == 15000
+    assert es_count(es, f"logs-{unique}-*") == 15000
     result = xcom(airflow, CONSUMER, run, "reconcile")
     assert (result["committed"], result["documents"]) == (15000, 15000)
     log = task_log(airflow, CONSUMER, run, "consume", map_index=0)
@@ -108,19 +112,19 @@ def test_secrets_stay_out_of_argv_and_the_task_log(live_airflow, logpipe_bin, ka
     password: it reaches Elasticsearch (a recording proxy sees it), but is neither in
     logpipe's argv while it runs nor in the task's log; same for an API key."""
     airflow = live_airflow
-    topic = f"af-{unique}"
+    topic = f"logs-af-{unique}"
     create_topic(kafka_admin, topic, partitions=1)
     subprocess.run([logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "300000", "--rate", "50000"],
                    check=True, capture_output=True)
     password, api_key = f"pw-{unique}-secret", f"key-{unique}-secret"
     with FaultProxy(es, Faults()) as proxy:
-        for conn_id, conn in ((f"es-pw-{unique}", {"login": "elastic", "password": password}),
-                              (f"es-key-{unique}", {"extra": json.dumps({"api_key": api_key})})):
+        for conn_id, conn in ((f"elasticsearch_pw_{unique}", {"login": "elastic", "password": password}),
+                              (f"elasticsearch_key_{unique}", {"extra": json.dumps({"api_key": api_key})})):
             r = requests.post(f"{airflow}/connections", timeout=30,
                               json={"connection_id": conn_id, "conn_type": "elasticsearch", "host": proxy.url, **conn})
             r.raise_for_status()
         argvs = _watch_argv(topic)
-        run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, es_conn_id=f"es-pw-{unique}"))
+        run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, es_conn_id=f"elasticsearch_pw_{unique}"))
         state = wait_run(airflow, CONSUMER, run)
         argvs.stop()
         assert state == "success", task_states(airflow, CONSUMER, run)
@@ -133,7 +137,7 @@ def test_secrets_stay_out_of_argv_and_the_task_log(live_airflow, logpipe_bin, ka
 
         subprocess.run([logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "1000"], check=True,
                        capture_output=True)
-        run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, es_conn_id=f"es-key-{unique}"))
+        run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, es_conn_id=f"elasticsearch_key_{unique}"))
         assert wait_run(airflow, CONSUMER, run) == "success", task_states(airflow, CONSUMER, run)
         logs = task_log(airflow, CONSUMER, run, "consume", 0)
         assert "logpipe consume" in logs and api_key not in logs
@@ -173,7 +177,7 @@ def test_connections_from_secrets_manager_only(live_airflow, kafka, unique):
     airflow = live_airflow
     for conn_id in ("kafka_secure", "elasticsearch_secure"):
         assert requests.get(f"{airflow}/connections/{conn_id}", timeout=30).status_code == 404
-    topic = f"sm-{unique}"
+    topic = f"logs-sm-{unique}"
     run = trigger(airflow, PRODUCER, {"topic": topic, "count": 5000, "kafka_conn_id": "kafka_secure"})
     assert wait_run(airflow, PRODUCER, run) == "success", task_states(airflow, PRODUCER, run)
     run = trigger(airflow, CONSUMER, consumer_conf(topic, unique, kafka_conn_id="kafka_secure",
@@ -184,8 +188,8 @@ def test_connections_from_secrets_manager_only(live_airflow, kafka, unique):
     tls = ROOT / ".stack" / "tls"
     auth = ("elastic", (tls / "es-elastic.pass").read_text().strip())
     ca = str(tls / "ca.pem")
-    requests.post(f"https://127.0.0.1:9201/{unique}-*/_refresh", auth=auth, verify=ca, timeout=30)
-    count = requests.get(f"https://127.0.0.1:9201/{unique}-*/_count", auth=auth, verify=ca, timeout=30).json()
+    requests.post(f"https://127.0.0.1:9201/logs-{unique}-*/_refresh", auth=auth, verify=ca, timeout=30)
+    count = requests.get(f"https://127.0.0.1:9201/logs-{unique}-*/_count", auth=auth, verify=ca, timeout=30).json()
     assert count["count"] == 5000
     api_key = (tls / "es-api-key").read_text().strip()
     kafka_pw = (tls / "kafka-plain.pass").read_text().strip()
@@ -194,3 +198,29 @@ def test_connections_from_secrets_manager_only(live_airflow, kafka, unique):
     assert "logpipe consume" in logs
     for secret in (api_key, kafka_pw):
         assert secret not in logs and secret not in xcoms
+
+
+def test_a_trigger_pointing_a_run_elsewhere_is_refused(dags_test_db, logpipe_bin, kafka_admin, unique):
+    """dag_run.conf naming another team's topic, index or connection: Airflow
+    refuses to create the run (the REST API answers 400 with the same message)."""
+    for dag_id, param, value in ((PRODUCER, "topic", f"payments-{unique}"),
+                                 (CONSUMER, "index", ".security-7"),
+                                 (CONSUMER, "kafka_conn_id", "aws_default")):
+        run = dags_test(dag_id, {"topic": f"logs-af-{unique}", param: value}, logpipe_bin)
+        assert run.code != 0 and run.run_id is None, run.output[-3000:]
+        assert f"Invalid input for param {param}: '{value}' does not match" in run.flat, run.output[-3000:]
+    assert f"payments-{unique}" not in kafka_admin.list_topics(timeout=30).topics
+
+
+def test_a_rest_trigger_pointing_a_run_elsewhere_is_refused(airflow, unique):
+    """The same through the running Airflow's REST API, as the UI and MWAA trigger: 400, no run."""
+    for dag_id, param, value in ((PRODUCER, "topic", f"payments-{unique}"),
+                                 (CONSUMER, "group", "payments-indexer"),
+                                 (CONSUMER, "es_conn_id", "aws_default")):
+        r = requests.post(f"{airflow}/dags/{dag_id}/dagRuns", timeout=30,
+                          json={"logical_date": None, "conf": {"topic": f"logs-af-{unique}", param: value}})
+        assert r.status_code == 400, r.text
+        assert f"Invalid input for param {param}: '{value}' does not match" in r.json()["detail"]
+        runs = requests.get(f"{airflow}/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "-start_date"},
+                            timeout=30).json()["dag_runs"]
+        assert not any(value in json.dumps(run.get("conf") or {}) for run in runs)

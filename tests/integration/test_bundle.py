@@ -63,9 +63,11 @@ def mwaa_python(airflow: str) -> str:
 
 
 def test_layout_is_what_mwaa_reads(bundle):
-    assert sorted(p.name for p in (bundle / "dags").iterdir()) == ["log_consumer_pipeline.py",
-                                                                   "log_generation_pipeline.py",
-                                                                   "logpipe_worker_check.py"]
+    # a folder of logpipe's own under dags/: deploy.sh touches nothing else in a shared bucket
+    assert [p.name for p in (bundle / "dags").iterdir()] == ["logpipe"]
+    assert sorted(p.name for p in (bundle / "dags" / "logpipe").iterdir()) == ["log_consumer_pipeline.py",
+                                                                              "log_generation_pipeline.py",
+                                                                              "logpipe_worker_check.py"]
     names = zipfile.ZipFile(bundle / "plugins.zip").namelist()
     assert "logpipe" in names and "logpipe_plugin.py" in names and "logpipe_airflow/operators.py" in names
     assert "logpipe_airflow/platform_check.py" in names

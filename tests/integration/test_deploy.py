@@ -46,11 +46,12 @@ def s3(env: dict[str, str]):
 
 
 def make_bundle(d: Path, dags: dict[str, str], plugin_text: str) -> Path:
-    (d / "dags").mkdir(parents=True, exist_ok=True)
-    for old in (d / "dags").iterdir():
+    ours = d / "dags" / "logpipe"  # bundle.sh's layout: logpipe's DAGs in a folder of their own
+    ours.mkdir(parents=True, exist_ok=True)
+    for old in ours.iterdir():
         old.unlink()
     for name, text in dags.items():
-        (d / "dags" / name).write_text(text)
+        (ours / name).write_text(text)
     with zipfile.ZipFile(d / "plugins.zip", "w") as z:
         z.writestr(zipfile.ZipInfo("logpipe_plugin.py", (2020, 1, 1, 0, 0, 0)), plugin_text)
     (d / "requirements.txt").write_text("confluent-kafka==2.11.1\n")
@@ -82,7 +83,7 @@ def test_deploy_uploads_changes_only_and_updates_mwaa_with_the_new_versions(aws_
 
     out = deploy(aws_env, bundle, prefix)  # first deploy: everything
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
-    assert keys == {f"{prefix}/dags/a.py", f"{prefix}/dags/b.py", f"{prefix}/plugins.zip",
+    assert keys == {f"{prefix}/dags/logpipe/a.py", f"{prefix}/dags/logpipe/b.py", f"{prefix}/plugins.zip",
                     f"{prefix}/requirements.txt"}
     plugins_v1 = client.head_object(Bucket=BUCKET, Key=f"{prefix}/plugins.zip")["VersionId"]
     req_v1 = client.head_object(Bucket=BUCKET, Key=f"{prefix}/requirements.txt")["VersionId"]
@@ -97,7 +98,7 @@ def test_deploy_uploads_changes_only_and_updates_mwaa_with_the_new_versions(aws_
     out = deploy(aws_env, bundle, prefix)
     assert "delete: s3://" in out and "plugins.zip unchanged" in out and "not updated" in out
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/dags/")["Contents"]}
-    assert keys == {f"{prefix}/dags/a.py"}
+    assert keys == {f"{prefix}/dags/logpipe/a.py"}
     assert len(versions(client, f"{prefix}/plugins.zip")) == 1
     assert len(calls(tmp_path)) == 1  # no update-environment
 
@@ -124,3 +125,42 @@ def test_deploy_refuses_a_bucket_without_versioning(aws_env, tmp_path, unique):
     assert f"bucket {bucket} has versioning" in r.stderr and "Enabled" in r.stderr
     assert "Contents" not in client.list_objects_v2(Bucket=bucket)
     assert json.dumps(calls(tmp_path)) == "[]"
+
+
+def test_deploy_leaves_other_teams_dags_alone(aws_env, tmp_path, unique):
+    """A shared bucket: other teams' DAGs sit beside logpipe's in dags/. The deploy
+    writes and deletes only in dags/logpipe/, and removes logpipe's own files left at
+    the top of dags/ by the layout before it (the same DAG ids twice)."""
+    client = s3(aws_env)
+    prefix = f"shared-{unique}"
+    foreign = {f"{prefix}/dags/payments_daily.py": b"# another team's DAG\n",
+               f"{prefix}/dags/payments/helpers.py": b"# and its helpers\n",
+               f"{prefix}/dags/logpipe_notes.txt": b"not ours either\n"}
+    legacy = f"{prefix}/dags/a.py"  # where the old deploy.sh put logpipe's a.py
+    for key, body in {**foreign, legacy: b"# a, old layout\n"}.items():
+        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+    bundle = make_bundle(tmp_path / "b", {"a.py": "# a\n", "b.py": "# b\n"}, "# plugin\n")
+
+    out = deploy(aws_env, bundle, prefix, "--dry-run")
+    assert f"would delete s3://{BUCKET}/{legacy}" in out
+    deploy(aws_env, bundle, prefix)
+    make_bundle(bundle, {"a.py": "# a\n"}, "# plugin\n")  # b.py removed from the repo
+    out = deploy(aws_env, bundle, prefix)
+    assert f"delete: s3://{BUCKET}/{prefix}/dags/logpipe/b.py" in out
+
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/dags/")["Contents"]}
+    assert keys == {*foreign, f"{prefix}/dags/logpipe/a.py"}
+    for key, body in foreign.items():
+        assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+
+
+def test_workflow_actions_are_pinned_to_commits():
+    """A tag can be moved to other code; the deploy job mints an AWS role's token."""
+    import re
+
+    for wf in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        uses = re.findall(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$", wf.read_text(), re.MULTILINE)
+        assert uses, wf
+        for ref, comment in uses:
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), f"{wf.name}: {ref} is not pinned to a commit"
+            assert re.search(r"#\s*v\d", comment), f"{wf.name}: {ref} lacks a # vX.Y.Z comment"

@@ -13,6 +13,16 @@ argv): the SASL password and the Elasticsearch password or API key reach the
 child through its environment (LOGPIPE_KAFKA_PASSWORD, LOGPIPE_ES_PASSWORD,
 LOGPIPE_ES_API_KEY, which logpipe wipes once read), and every one is
 registered with Airflow's secrets masker before anything can log it.
+
+References (`aws-sm://`, `env://`, `file://`, which logpipe resolves at
+start-up) are taken only in the credential fields themselves: the Kafka
+password (or `sasl.password` in extra), the Elasticsearch password and
+`api_key`. Anywhere else they are refused, naming the connection and the
+field: logpipe resolves every `-X` value, `--brokers`, `--es` and
+`--es-user`, so a reference in, say, `sasl.username` or `client.rack` would
+send whatever secret it names (or an Airflow variable of the worker) to the
+broker in the clear, and one in `bootstrap.servers` would hide where the
+credentials go (docs/secrets.md, threat model).
 """
 
 from __future__ import annotations
@@ -27,6 +37,22 @@ from logpipe_airflow.compat import AirflowFailException, get_connection, mask_se
 # has no environment route for them, so refusing beats putting them on argv.
 _UNSAFE_KAFKA_KEYS = ("ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret",
                       "ssl.key.pem", "sasl.kerberos.keytab")
+
+
+# The reference schemes logpipe resolves (lib/secrets). Matched here without
+# case or leading blanks, wider than logpipe itself, so nothing slips past.
+_REFERENCE_SCHEMES = ("aws-sm://", "env://", "file://")
+
+
+def _refuse_reference(conn_id: str, field_name: str, value: Any) -> None:
+    """Fails when a non-credential field holds a secret reference."""
+    text = str(value).strip().lower() if value is not None else ""
+    scheme = next((s for s in _REFERENCE_SCHEMES if text.startswith(s)), None)
+    if scheme:
+        raise AirflowFailException(
+            f"connection {conn_id}: {field_name} is a secret reference ({scheme}...); references are "
+            "taken only in the credential fields (the password, sasl.password or api_key), "
+            "so a connection cannot send a secret to a broker or host in another field")
 
 
 def _extra(conn: Any) -> dict[str, Any]:
@@ -61,6 +87,10 @@ class Kafka:
                     f"connection {conn_id}: extra key {key!r} is a secret logpipe cannot take safely "
                     "(only sasl.password, or the connection's password field, is passed to it)")
         password = props.pop("sasl.password", None) or conn.password or None
+        for key, value in props.items():
+            _refuse_reference(conn_id, f"extra {key!r}", value)
+        _refuse_reference(conn_id, "host", conn.host)
+        _refuse_reference(conn_id, "login", conn.login)
         if conn.login and "sasl.username" not in props:
             props["sasl.username"] = conn.login
         props.pop("group.id", None)  # the DAG names the group
@@ -105,6 +135,11 @@ class Elasticsearch:
     def from_connection(cls, conn_id: str) -> Elasticsearch:
         conn = get_connection(conn_id)
         extra = _extra(conn)
+        for key, value in extra.items():
+            if key != "api_key":
+                _refuse_reference(conn_id, f"extra {key!r}", value)
+        _refuse_reference(conn_id, "host", conn.host)
+        _refuse_reference(conn_id, "login", conn.login)
         host = conn.host or ""
         if "://" in host:
             url = host.rstrip("/")

@@ -8,9 +8,13 @@ that says which system failed (2 configuration, 3 Kafka, 4 Elasticsearch,
 stopped task stops the child the way logpipe expects (SIGTERM: it finishes
 in-flight bulks and commits; SIGKILL only if that takes too long).
 
-The child inherits the task's whole environment: on MWAA that carries the
-execution role's container credentials, which a replaced environment would
-silently drop.
+The child gets an allowlist of the task's environment (CHILD_ENV), not all
+of it: what the AWS credential chain needs (on MWAA the execution role's
+container credentials, which a replaced environment would silently drop),
+locale, time zone, CA and proxy settings. Airflow's own settings (database
+URL, fernet key, JWT secret, AIRFLOW_CONN_*), LD_PRELOAD and anything else
+a worker happens to carry stay out of logpipe's /proc/<pid>/environ, and
+out of reach of an `env://` reference.
 """
 
 from __future__ import annotations
@@ -25,9 +29,34 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from logpipe_airflow.binary import find_logpipe
+from logpipe_airflow.binary import logpipe_binary
 from logpipe_airflow.compat import AirflowException, AirflowFailException, BaseOperator
 from logpipe_airflow.connections import Elasticsearch, Kafka
+
+# The worker variables logpipe may read (lib/aws, lib/secrets, libcurl,
+# OpenSSL, libc): documented in docs/secrets.md. Add a name here, not a prefix.
+CHILD_ENV = frozenset({
+    "PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "LC_CTYPE", "LC_TIME",
+    # the AWS credential chain and endpoints (docs/secrets.md)
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+    "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_STS", "AWS_CA_BUNDLE",
+    # TLS trust and configuration, proxies (lib/tls, OpenSSL, libcurl)
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "OPENSSL_CONF", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+    "NO_PROXY", "no_proxy",
+    # sanitizer builds (make test-asan)
+    "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+})
+
+
+def child_environment(secret_env: dict[str, str]) -> dict[str, str]:
+    """What logpipe runs with: the allowlisted worker variables and its credentials."""
+    return {**{k: v for k, v in os.environ.items() if k in CHILD_ENV}, **secret_env}
+
 
 EXIT_MEANING = {
     1: "an input/output error",
@@ -59,9 +88,10 @@ class LogpipeOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         args, secret_env = self.build()
-        cmd = [find_logpipe(), self.subcommand, *args, *map(str, self.extra_args)]
-        self.log.info("running: %s", shlex.join(cmd))
-        code, summary, tail = self._run(cmd, secret_env)
+        with logpipe_binary() as binary:
+            cmd = [binary, self.subcommand, *args, *map(str, self.extra_args)]
+            self.log.info("running: %s", shlex.join(cmd))
+            code, summary, tail = self._run(cmd, secret_env)
         if summary is None and code == 0:
             raise AirflowException(f"logpipe {self.subcommand} exited 0 but printed no JSON summary")
         if code != 0:
@@ -72,9 +102,9 @@ class LogpipeOperator(BaseOperator):
         return summary
 
     def _run(self, cmd: list[str], secret_env: dict[str, str]) -> tuple[int, dict | None, list[str]]:
-        env = {**os.environ, **secret_env}
         self._proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                             stderr=subprocess.PIPE, env=child_environment(secret_env),
+                                             start_new_session=True)
         out: list[bytes] = []
         reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
         reader.start()

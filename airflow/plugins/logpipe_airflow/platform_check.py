@@ -16,7 +16,7 @@ import re
 import subprocess
 from typing import Any
 
-from logpipe_airflow.binary import find_logpipe
+from logpipe_airflow.binary import logpipe_binary
 from logpipe_airflow.compat import AirflowFailException
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def check_worker(glibc_min: str = "2.34") -> dict[str, Any]:
     if have < need:
         raise AirflowFailException(f"this worker's glibc is {'.'.join(map(str, have))}; the bundled logpipe "
                                    f"needs {glibc_min} or newer")
-    binary = find_logpipe()
-    version = _run(binary, "--version")
+    with logpipe_binary() as binary:
+        version = _run(binary, "--version")
     log.info("%s: %s", binary, version)
     return {"machine": machine, "glibc": ".".join(map(str, have)), "logpipe": version, "binary": binary}
