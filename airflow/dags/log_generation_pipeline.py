@@ -25,6 +25,8 @@ publishes them to the Kafka topic `params.topic` (connection `params.kafka_conn_
 * **rate**: messages per second, 0 = as fast as possible
 * **malformed_ratio**: share of deliberately broken lines (exercises the dead-letter path)
 * **kafka_conn_id**: the Airflow connection of the Kafka cluster
+* **secrets**: `aws-sm://MWAA_Secrets` to take Kafka's settings from one JSON secret
+  (the seed's keys) instead, read on the worker with its execution role
 
 The task's XCom is logpipe's summary: `sent`, `delivered`, `failed`, `msgs_per_s`.
 """
@@ -46,6 +48,8 @@ with DAG(
         "rate": Param(0, type="integer", minimum=0),
         "malformed_ratio": Param(0.0, type="number", minimum=0, maximum=1),
         "kafka_conn_id": Param("kafka_default", type="string"),
+        "secrets": Param("", type="string",
+                         description="aws-sm://SECRET_ID: one JSON secret (the seed's keys) replacing the connection"),
     },
 ) as dag:
     LogpipeProduceOperator(
@@ -56,5 +60,6 @@ with DAG(
         rate="{{ params.rate }}",
         malformed_ratio="{{ params.malformed_ratio }}",
         kafka_conn_id="{{ params.kafka_conn_id }}",
+        secrets="{{ params.secrets }}",
         execution_timeout=timedelta(minutes=4),
     )

@@ -194,3 +194,56 @@ def test_connections_from_secrets_manager_only(live_airflow, kafka, unique):
     assert "logpipe consume" in logs
     for secret in (api_key, kafka_pw):
         assert secret not in logs and secret not in xcoms
+
+
+def _create_secret(name: str, value: dict[str, str]) -> None:
+    """A secret in the stack's local Secrets Manager, signed with its profile."""
+    import boto3
+
+    keys = dict(line.split(" = ", 1) for line in (ROOT / ".stack" / "aws" / "credentials").read_text().splitlines()
+                if " = " in line)
+    boto3.client("secretsmanager", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
+                 aws_access_key_id=keys["aws_access_key_id"],
+                 aws_secret_access_key=keys["aws_secret_access_key"]).create_secret(
+        Name=name, SecretString=json.dumps(value))
+
+
+def test_the_seeds_secret_replaces_both_connections(dags_test_db, logpipe_bin, kafka_admin, unique):
+    """Both DAGs with `secrets: aws-sm://MWAA_Secrets-…` and connection ids that do
+    not exist: produce, consume and reconcile reach SASL_SSL Kafka and the API-key
+    Elasticsearch from the seed's keys alone (plus the local test CA, which no
+    system trust store holds), resolved on the worker from its AWS credentials;
+    no secret in argv, the task output or XCom."""
+    tls = ROOT / ".stack" / "tls"
+    kafka_pw, api_key = (tls / "kafka-plain.pass").read_text().strip(), (tls / "es-api-key").read_text().strip()
+    ca = (tls / "ca.pem").read_text()
+    name = f"MWAA_Secrets-{unique}"
+    _create_secret(name, {"kafka_bootstrap_server": "127.0.0.1:9094", "kafka_username": "logpipe",
+                          "kafka_secret": kafka_pw, "elasticsearch_URL": "https://127.0.0.1:9202",
+                          "elasticsearch_API_Key": api_key, "kafka_ca_pem": ca, "elasticsearch_ca_pem": ca})
+    topic, ref, nowhere = f"seed-{unique}", f"aws-sm://{name}", f"no-such-conn-{unique}"
+    create_topic(kafka_admin, topic, partitions=2)
+    prod = dags_test(PRODUCER, {"topic": topic, "count": 2000, "malformed_ratio": 0.01, "secrets": ref,
+                                "kafka_conn_id": nowhere}, logpipe_bin)
+    assert prod.state == "success", prod.output[-3000:]
+    cons = dags_test(CONSUMER, consumer_conf(topic, unique, secrets=ref, kafka_conn_id=nowhere, es_conn_id=nowhere),
+                     logpipe_bin)
+    assert cons.state == "success", cons.output[-3000:]
+    result = dags_test_xcom(CONSUMER, cons.run_id, "reconcile")
+    summary = dags_test_xcom(CONSUMER, cons.run_id, "consume", map_index=0)
+    assert result["committed"] == 2000 == result["documents"] + result["dead_lettered"]
+    assert 0 < result["dead_lettered"] == summary["dead_lettered"]
+    auth = ("elastic", (tls / "es-elastic.pass").read_text().strip())
+    requests.post(f"https://127.0.0.1:9201/{unique}-*/_refresh", auth=auth, verify=str(tls / "ca.pem"), timeout=30)
+    count = requests.get(f"https://127.0.0.1:9201/{unique}-*/_count", auth=auth, verify=str(tls / "ca.pem"),
+                         timeout=30).json()["count"]
+    assert count == result["documents"]
+    # `airflow dags test` logs at DEBUG, where Airflow 3.0.6's task supervisor
+    # prints the request by which a task hands it a value to mask
+    # (MaskSecret(value=...)): Airflow's own line, not a task's output, and not
+    # at MWAA's default INFO level. Everything else must be clean.
+    out = "\n".join(ln for ln in (prod.output + cons.output).splitlines() if "MaskSecret(" not in ln)
+    assert f"--secrets {ref}" in out and "--brokers" not in out  # the reference alone on the command line
+    xcoms = json.dumps([result, summary, dags_test_xcom(PRODUCER, prod.run_id, "produce")])
+    for secret in (kafka_pw, api_key):
+        assert secret not in out and secret not in xcoms
