@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -44,13 +45,51 @@ def test_dags_test_produces_15000_and_indexes_exactly_them(dags_test_db, logpipe
     assert "reconcile ok: 15000 committed = 15000 documents + 0 dead-lettered" in cons.output
 
 
-def test_worker_check_logs_the_platform_and_runs_logpipe(dags_test_db, logpipe_bin):
-    run = dags_test("logpipe_worker_check", {}, logpipe_bin)
+def test_worker_check_proves_the_platform_against_the_secured_stack(dags_test_db, logpipe_bin, kafka_admin):
+    """The first-deploy DAG with the secured stack's secret: logpipe reads it from
+    Secrets Manager, shakes hands with SASL_SSL Kafka and https Elasticsearch (API
+    key), sends 20 lines round trip through a scratch topic and index, removes
+    them, and prints one verdict table."""
+    prefix = f"lpcheck-{uuid.uuid4().hex[:8]}"
+    run = dags_test("logpipe_worker_check", {"secrets": "aws-sm://logpipe/local-secure", "scratch_prefix": prefix},
+                    logpipe_bin)
     assert run.state == "success", run.output[-3000:]
     found = dags_test_xcom("logpipe_worker_check", run.run_id, "worker_platform")
     assert found["machine"] == "x86_64" and found["logpipe"].startswith("logpipe ")
     assert tuple(int(x) for x in found["glibc"].split(".")) >= (2, 34)
     assert "uname -m: x86_64" in run.output and "ldd --version: ldd (" in run.output
+    rows = {r["check"]: r for r in dags_test_xcom("logpipe_worker_check", run.run_id, "first_run")}
+    assert list(rows) == ["platform", "secrets manager", "kafka", "elasticsearch", "round trip", "cleanup"]
+    assert all(r["ok"] for r in rows.values()), rows
+    assert rows["kafka"]["detail"] == "127.0.0.1:9094 answered a metadata request over sasl_ssl"
+    assert rows["elasticsearch"]["detail"].startswith("Elasticsearch 8.") and "https://127.0.0.1:9202" in \
+        rows["elasticsearch"]["detail"]
+    assert "consumed 20, indexed 20; Elasticsearch counts 20" in rows["round trip"]["detail"]
+    assert "logpipe first-run check" in run.flat and "round trip ok 20 lines produced" in run.flat
+    left = kafka_admin.list_topics(timeout=30).topics
+    assert not [t for t in left if t.startswith(prefix)]  # scratch topic and its dead-letter topic removed
+    auth = ("elastic", (ROOT / ".stack" / "tls" / "es-elastic.pass").read_text().strip())
+    r = requests.get(f"https://127.0.0.1:9201/{prefix}-*", auth=auth, verify=str(ROOT / ".stack" / "tls" / "ca.pem"),
+                     timeout=30)
+    assert r.json() == {}  # scratch index removed
+
+
+def test_worker_check_names_what_failed_and_why(dags_test_db, logpipe_bin, unique):
+    """A secret with a wrong Kafka password and a wrong API key: the verdict names
+    both endpoints and why, sends nothing round trip, and the DAG fails."""
+    tls = ROOT / ".stack" / "tls"
+    name = f"MWAA_Secrets-bad-{unique}"
+    _create_secret(name, {"kafka_bootstrap_server": "127.0.0.1:9094", "kafka_username": "logpipe",
+                          "kafka_secret": "wrong-password", "elasticsearch_URL": "https://127.0.0.1:9202",
+                          "elasticsearch_API_Key": "d3Jvbmc6a2V5", "kafka_ca_pem": (tls / "ca.pem").read_text(),
+                          "elasticsearch_ca_pem": (tls / "ca.pem").read_text()})
+    run = dags_test("logpipe_worker_check", {"secrets": f"aws-sm://{name}"}, logpipe_bin)
+    assert run.state == "failed"
+    flat = run.flat
+    assert "first-run check FAILED: kafka: Kafka authentication failed at 127.0.0.1:9094" in flat
+    assert "elasticsearch: Elasticsearch at https://127.0.0.1:9202 (--es) refused authentication (HTTP 401)" in flat
+    assert "round trip - not run: fix the failed checks above first" in flat
+    assert "secrets manager ok read aws-sm://" in flat
 
 
 def test_three_consumers_on_six_partitions_stay_exact(dags_test_db, logpipe_bin, kafka, kafka_admin, es, unique):

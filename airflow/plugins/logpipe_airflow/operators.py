@@ -38,6 +38,22 @@ EXIT_MEANING = {
 }
 
 
+def connection_args(kafka_conn_id: str, secrets: str | None,
+                    es_conn_id: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """How logpipe reaches Kafka (and Elasticsearch, given es_conn_id): the
+    `secrets` reference when set, which logpipe resolves itself from the
+    task's AWS credentials (nothing secret passes through this process), else
+    the connections' settings and secret environment."""
+    ref = secrets_ref(secrets)
+    if ref:
+        return ["--secrets", ref], {}
+    kafka = Kafka.from_connection(kafka_conn_id)
+    if es_conn_id is None:
+        return kafka.cli_args(), kafka.child_env()
+    es = Elasticsearch.from_connection(es_conn_id)
+    return [*kafka.cli_args(), *es.cli_args()], {**kafka.child_env(), **es.child_env()}
+
+
 class LogpipeOperator(BaseOperator):
     """Runs `logpipe <subcommand>`; subclasses build the arguments."""
 
@@ -59,18 +75,7 @@ class LogpipeOperator(BaseOperator):
         raise NotImplementedError
 
     def connection_args(self, es_conn_id: str | None = None) -> tuple[list[str], dict[str, str]]:
-        """How logpipe reaches Kafka (and Elasticsearch, given es_conn_id): the
-        `secrets` reference when set, which logpipe resolves itself from the
-        task's AWS credentials (nothing secret passes through this process),
-        else the connections' settings and secret environment."""
-        ref = secrets_ref(self.secrets)
-        if ref:
-            return ["--secrets", ref], {}
-        kafka = Kafka.from_connection(self.kafka_conn_id)
-        if es_conn_id is None:
-            return kafka.cli_args(), kafka.child_env()
-        es = Elasticsearch.from_connection(es_conn_id)
-        return [*kafka.cli_args(), *es.cli_args()], {**kafka.child_env(), **es.child_env()}
+        return connection_args(self.kafka_conn_id, self.secrets, es_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         args, secret_env = self.build()
