@@ -28,6 +28,7 @@ import logging
 import os
 import subprocess
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from logpipe_airflow.binary import find_logpipe
@@ -38,6 +39,15 @@ from logpipe_airflow.operators import connection_args
 log = logging.getLogger(__name__)
 
 ROUND_TRIP_LINES = 20
+
+
+@dataclass
+class Settings:
+    """logpipe's arguments and secret environment: Kafka's alone (produce), and
+    Kafka's and Elasticsearch's (check, consume)."""
+
+    kafka: tuple[list[str], dict[str, str]]
+    both: tuple[list[str], dict[str, str]]
 
 
 def _row(check: str, ok: bool | None, detail: str) -> dict[str, Any]:
@@ -86,7 +96,8 @@ def _cleanup(kafka: Kafka, es: Elasticsearch, name: str) -> dict[str, Any]:
         for f in admin.delete_consumer_groups([name], request_timeout=30).values():
             f.result(timeout=60)
     except Exception as e:  # noqa: BLE001
-        problems.append(f"group {name}: {e}")
+        if "GROUP_ID_NOT_FOUND" not in str(e):  # no consumer got as far as joining it
+            problems.append(f"group {name}: {e}")
     s = es.session()
     r = s.delete(f"{es.url}/{name}", timeout=60, verify=s.verify)
     if r.status_code not in (200, 404):
@@ -96,10 +107,10 @@ def _cleanup(kafka: Kafka, es: Elasticsearch, name: str) -> dict[str, Any]:
     return _row("cleanup", True, f"removed topics {name} and {name}.dlq, group {name}, index {name}")
 
 
-def _send_and_count(binary: str, args: list[str], env: dict[str, str], es: Elasticsearch,
-                    name: str) -> dict[str, Any]:
-    code, summary, said = _logpipe(binary, ["produce", *args, "--topic", name, "--count", str(ROUND_TRIP_LINES),
-                                            "--summary", "json"], env)
+def _send_and_count(binary: str, conn: Settings, es: Elasticsearch, name: str) -> dict[str, Any]:
+    args, env = conn.both
+    code, summary, said = _logpipe(binary, ["produce", *conn.kafka[0], "--topic", name, "--count", str(ROUND_TRIP_LINES),
+                                            "--summary", "json"], conn.kafka[1])
     if code != 0:
         return _row("round trip", False, f"logpipe produce into {name} exited {code}: {said}")
     code, summary, said = _logpipe(binary, ["consume", *args, "--topic", name, "--group", name, "--index", name,
@@ -117,8 +128,7 @@ def _send_and_count(binary: str, args: list[str], env: dict[str, str], es: Elast
                                   f"{documents} in index {name}")
 
 
-def round_trip(binary: str, args: list[str], env: dict[str, str], kafka: Kafka, es: Elasticsearch,
-               prefix: str) -> list[dict[str, Any]]:
+def round_trip(binary: str, conn: Settings, kafka: Kafka, es: Elasticsearch, prefix: str) -> list[dict[str, Any]]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -129,7 +139,7 @@ def round_trip(binary: str, args: list[str], env: dict[str, str], kafka: Kafka, 
         return [_row("round trip", False, f"cannot create the scratch topic {name}: {e} "
                                           f"(grant CREATE on topic prefix {prefix}-, docs/deploy.md)")]
     try:
-        sent = _send_and_count(binary, args, env, es, name)
+        sent = _send_and_count(binary, conn, es, name)
     finally:
         cleanup = _cleanup(kafka, es, name)
     return [sent, cleanup]
@@ -147,17 +157,18 @@ def check_first_run(platform: dict[str, Any], kafka_conn_id: str, es_conn_id: st
                     prefix: str = "logpipe-check") -> list[dict[str, Any]]:
     rows = [_row("platform", True, f"{platform['machine']}, glibc {platform['glibc']}, {platform['logpipe']}")]
     binary = find_logpipe()
+    conn = None
     try:
-        args, env = connection_args(kafka_conn_id, secrets, es_conn_id)
+        conn = Settings(connection_args(kafka_conn_id, secrets),
+                        connection_args(kafka_conn_id, secrets, es_conn_id))
     except AirflowFailException as e:
         rows.append(_row("settings", False, str(e)))
-        args = []
-    if args:
-        rows += endpoints(binary, args, env)
+    if conn:
+        rows += endpoints(binary, *conn.both)
     if all(r["ok"] for r in rows):
         ref = secrets_ref(secrets)
         kafka, es = Kafka.for_task(kafka_conn_id, ref), Elasticsearch.for_task(es_conn_id, ref)
-        rows += round_trip(binary, args, env, kafka, es, prefix)
+        rows += round_trip(binary, conn, kafka, es, prefix)
     else:
         rows.append(_row("round trip", None, "not run: fix the failed checks above first"))
     print("logpipe first-run check\n" + table(rows))
