@@ -103,6 +103,15 @@ int cli_bad_option(const char *cmd, char **argv)
     return LP_EXIT_USAGE;
 }
 
+int cli_kafka_property(const char *cmd, lp_kafka_props *props, const char *kv)
+{
+    lp_error e;
+    if (!cli_add_property(props, kv, &e))
+        return 0;
+    cli_report(cmd, &e);
+    return -1;
+}
+
 void cli_kafka_password(lp_kafka_props *props)
 {
     char *pw = lp_secret_take_env("LOGPIPE_KAFKA_PASSWORD");
@@ -272,6 +281,8 @@ static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
         if (c->es_url ? resolve_into("--es", c->es_url, &c->r_es_url, e) : 0)
             goto out;
         take(&c->r_es_url, &s.es_url);
+        if (!c->r_es_url && c->need_es < 0)
+            goto kafka; /* optional, and not configured */
         if (!c->r_es_url) {
             lp_fail(e, LP_EXIT_USAGE, "--es is required, e.g. http://127.0.0.1:9200 (or elasticsearch_URL in the "
                     "--secrets object)");
@@ -290,6 +301,7 @@ static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
             goto out;
         take(&c->r_es_ca_pem, &s.es_ca_pem);
     }
+kafka:
     if (resolve_props(props, e))
         goto out;
     lp_kafka_props all = {0};

@@ -17,6 +17,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* Prints "logpipe <cmd>: <message>" and a hint to --help on stderr; returns
  * LP_EXIT_USAGE so callers can `return cli_usage_error(...)`. */
@@ -34,6 +35,10 @@ int cli_parse_double(const char *cmd, const char *opt, const char *val, double m
 /* Accepts an epoch number, or RFC 3339 "2026-01-21T22:23:40Z" / with offset. */
 int cli_parse_time(const char *cmd, const char *opt, const char *val, int64_t *out);
 
+/* -X key=value: checked and added as cli_add_property does, or the error
+ * printed and -1 returned. */
+int cli_kafka_property(const char *cmd, lp_kafka_props *props, const char *kv);
+
 /* LOGPIPE_KAFKA_PASSWORD, when set, becomes the first property (sasl.password)
  * so that a -X given on the command line still wins. */
 void cli_kafka_password(lp_kafka_props *props);
@@ -43,7 +48,7 @@ void cli_kafka_password(lp_kafka_props *props);
  * reference (lib/secrets/secrets.h); credentials may only be references.
  * Precedence: the option, then the LOGPIPE_* variable, then --secrets. */
 typedef struct cli_conn {
-    int need_es; /* consume: Elasticsearch settings are required */
+    int need_es; /* 1 (consume): Elasticsearch settings are required; -1 (check): resolved when given */
     const char *secrets, *brokers, *es_url, *es_user, *es_api_key, *es_password;
     /* resolved (owned; cli_conn_free wipes them) */
     char *r_brokers, *r_es_url, *r_es_user, *r_es_api_key, *r_es_password, *r_es_ca_pem;

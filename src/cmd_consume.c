@@ -109,7 +109,6 @@ int cmd_consume(int argc, char **argv)
                          .connect_timeout_s = 10, .install_template = 1, .progress = -1};
     cli_conn conn = {.need_es = 1};
     uint64_t v;
-    lp_error err;
     int c, fmt, rc = LP_EXIT_USAGE;
     cli_kafka_password(&o.kafka_props);
     while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
@@ -149,12 +148,7 @@ int cmd_consume(int argc, char **argv)
         case O_PROGRESS: o.progress = 1; break;
         case O_QUIET: o.progress = 0; break;
         case 'v': o.verbose = 1; lp_tls_set_verbose(1); break;
-        case 'X':
-            if (cli_add_property(&o.kafka_props, optarg, &err)) {
-                cli_report(cmd, &err);
-                goto out;
-            }
-            break;
+        case 'X': if (cli_kafka_property(cmd, &o.kafka_props, optarg)) goto out; break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: cli_bad_option(cmd, argv); goto out;
         }

@@ -157,7 +157,6 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         {"summary", required_argument, NULL, 'J'},  {"secrets", required_argument, NULL, 'E'},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    lp_error err;
     int c, fmt;
     const char *cmd = "produce";
     while ((c = getopt_long(argc, argv, "b:t:i:n:f:r:s:k:z:X:vh", longopts, NULL)) != -1) {
@@ -197,8 +196,8 @@ static int parse_args(int argc, char **argv, produce_opts *o)
             o->summary = optarg;
             break;
         case 'X':
-            if (cli_add_property(&o->user_props, optarg, &err))
-                return cli_report(cmd, &err), -1;
+            if (cli_kafka_property(cmd, &o->user_props, optarg))
+                return -1;
             break;
         case 'v': lp_tls_set_verbose(1); break;
         case 'h': usage(stdout); exit(0);

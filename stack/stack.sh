@@ -7,6 +7,7 @@
 #
 #   stack.sh up       install what is missing (cached), start what is not running, wait until ready
 #   stack.sh up kafka-scram   the Kafka 3.9 broker with a SCRAM-SHA-512 listener (on demand)
+#   stack.sh up kafka-acl     a Kafka broker that enforces ACLs (StandardAuthorizer; on demand)
 #   stack.sh down     stop what this script started
 #   stack.sh stop kafka|es|airflow|aws   stop one server (fault tests); `up` starts it again
 #   stack.sh status   show what runs where
@@ -37,6 +38,11 @@ KAFKA_SCRAM_VERSION=3.9.1
 KAFKA_SCRAM_PORT=9096
 KAFKA_SCRAM_CONTROLLER_PORT=9097
 KAFKA_SCRAM_INTERNAL_PORT=9098
+# A broker that enforces ACLs (start_kafka_acl): SASL PLAIN user logpipe-acl
+# on 9110 has exactly the ACLs a test grants it; 9112 is its admin listener.
+KAFKA_ACL_PORT=9110
+KAFKA_ACL_CONTROLLER_PORT=9111
+KAFKA_ACL_ADMIN_PORT=9112
 TLS_DIR=$STACK_DIR/tls
 ES_PORT=9200
 ES_SECURE_PORT=9201
@@ -53,6 +59,7 @@ READY_TIMEOUT=${LOGPIPE_STACK_TIMEOUT:-180}
 
 KAFKA_HOME=$STACK_DIR/kafka
 KAFKA_SCRAM_HOME=$STACK_DIR/kafka-scram
+KAFKA_ACL_HOME=$STACK_DIR/kafka-acl
 ES_STACK_DIR=$STACK_DIR
 ES_HOME=$ES_STACK_DIR/elasticsearch-$ES_VERSION
 ES_DATA=$ES_STACK_DIR/es-data
@@ -86,6 +93,12 @@ kafka_scram_ready() {
   [ -f "$TLS_DIR/kafka-scram.pass" ] &&
     kcat -F "$(kcat_login kafka-scram logpipe-scram SCRAM-SHA-512)" -L -b "127.0.0.1:$KAFKA_SCRAM_PORT" -m 5 \
       >/dev/null 2>&1
+}
+kafka_acl_ready() {
+  [ -f "$TLS_DIR/kafka-acl.pass" ] &&
+    kcat -L -b "127.0.0.1:$KAFKA_ACL_PORT" -m 5 -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN \
+      -X sasl.username=logpipe-acl -X sasl.password="$(cat "$TLS_DIR/kafka-acl.pass")" >/dev/null 2>&1 &&
+    kcat -L -b "127.0.0.1:$KAFKA_ACL_ADMIN_PORT" -m 5 >/dev/null 2>&1
 }
 es_ready() {
   curl -fsS -m 3 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null |
@@ -305,19 +318,69 @@ EOF
   rm -f "$KAFKA_SCRAM_HOME/format.args"
 }
 
-start_kafka_scram() {
-  if kafka_scram_ready; then
-    log "Kafka's SCRAM listener already answers on 127.0.0.1:$KAFKA_SCRAM_PORT: reusing it"
+# run_on_demand_kafka NAME HOME VERSION READY CONFIGURE [JARS]: starts one of
+# the brokers tests start on demand (reused when READY answers), configured
+# by CONFIGURE, with VERSION's jars in JARS/libs (default HOME/libs).
+run_on_demand_kafka() {
+  local name=$1 home=$2 version=$3 ready=$4 configure=$5 jars=${6:-$2}
+  if "$ready"; then
+    log "$name already answers: reusing it"
     return
   fi
-  install_kafka "$KAFKA_SCRAM_HOME" "$KAFKA_SCRAM_VERSION"
+  install_kafka "$jars" "$version"
   make_tls
-  configure_kafka_scram
-  log "starting Kafka $KAFKA_SCRAM_VERSION for SCRAM-SHA-512 (log: $KAFKA_SCRAM_HOME/kafka.log)"
-  setsid nohup bash -c "$(declare -f kafka_java); JAVA_HOME='$JAVA_HOME' KAFKA_HOME='$KAFKA_SCRAM_HOME' ROOT='$ROOT' \
-    kafka_java kafka.Kafka '$KAFKA_SCRAM_HOME/server.properties'" >"$KAFKA_SCRAM_HOME/kafka.log" 2>&1 </dev/null &
-  echo $! >"$KAFKA_SCRAM_HOME/kafka.pid"
-  wait_for "Kafka's SCRAM listener" kafka_scram_ready "$KAFKA_SCRAM_HOME/kafka.log" "$KAFKA_SCRAM_HOME/kafka.pid"
+  "$configure"
+  log "starting Kafka $version: $name (log: $home/kafka.log)"
+  setsid nohup bash -c "$(declare -f kafka_java); JAVA_HOME='$JAVA_HOME' KAFKA_HOME='$jars' ROOT='$ROOT' \
+    kafka_java kafka.Kafka '$home/server.properties'" >"$home/kafka.log" 2>&1 </dev/null &
+  echo $! >"$home/kafka.pid"
+  wait_for "$name" "$ready" "$home/kafka.log" "$home/kafka.pid"
+}
+
+start_kafka_scram() {
+  run_on_demand_kafka "Kafka's SCRAM listener on 127.0.0.1:$KAFKA_SCRAM_PORT" "$KAFKA_SCRAM_HOME" \
+    "$KAFKA_SCRAM_VERSION" kafka_scram_ready configure_kafka_scram
+}
+
+# The ACL broker, started on demand (`stack.sh up kafka-acl`, by
+# tests/integration/test_prerequisites.py): KRaft's StandardAuthorizer with
+# nothing allowed unless an ACL says so. User logpipe-acl logs in with SASL
+# PLAIN on 127.0.0.1:9110 and gets exactly the ACLs a test creates; the
+# plaintext admin listener on 9112 (ANONYMOUS, a super user, 127.0.0.1 only)
+# is how tests create topics and ACLs. No TLS here: the ACLs are the point,
+# and the SASL_SSL brokers cover TLS. Kafka 4.1, as the shared broker.
+configure_kafka_acl() {
+  mkdir -p "$KAFKA_ACL_HOME/data"
+  [ -f "$TLS_DIR/kafka-acl.pass" ] || (umask 077; openssl rand -hex 16 >"$TLS_DIR/kafka-acl.pass")
+  (umask 077
+   { echo "# Written by stack/stack.sh: the broker that enforces ACLs."
+     kafka_single_node_properties "$KAFKA_ACL_HOME" "$KAFKA_ACL_CONTROLLER_PORT"
+     cat <<EOF
+listeners=ADMIN://127.0.0.1:$KAFKA_ACL_ADMIN_PORT,CONTROLLER://127.0.0.1:$KAFKA_ACL_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_ACL_PORT
+advertised.listeners=ADMIN://127.0.0.1:$KAFKA_ACL_ADMIN_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_ACL_PORT
+inter.broker.listener.name=ADMIN
+listener.security.protocol.map=ADMIN:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_logpipe-acl="$(cat "$TLS_DIR/kafka-acl.pass")";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+num.partitions=1
+offsets.topic.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+EOF
+   } > "$KAFKA_ACL_HOME/server.properties")
+  [ -f "$KAFKA_ACL_HOME/data/meta.properties" ] && return
+  local cluster_id
+  cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_ACL_HOME/server.properties" \
+    >"$KAFKA_ACL_HOME/format.log" 2>&1 || die "formatting the ACL broker's storage failed: read $KAFKA_ACL_HOME/format.log"
+}
+
+start_kafka_acl() {
+  run_on_demand_kafka "the ACL broker on 127.0.0.1:$KAFKA_ACL_PORT" "$KAFKA_ACL_HOME" "$KAFKA_VERSION" \
+    kafka_acl_ready configure_kafka_acl "$KAFKA_HOME"
 }
 
 ensure_es_user() {
@@ -708,6 +771,7 @@ cmd_up() {
 ES_SECURE_HOME=$(cat "$STACK_DIR/es-secure-home" 2>/dev/null || echo "$STACK_DIR/es-secure")
 
 cmd_down() {
+  stop_one kafka-acl
   stop_one kafka-scram
   stop_one airflow
   stop_one aws
@@ -727,6 +791,11 @@ cmd_status() {
     echo "kafka-scram    up    127.0.0.1:$KAFKA_SCRAM_PORT  version $KAFKA_SCRAM_VERSION  SASL_SSL SCRAM-SHA-512 (user logpipe-scram)"
   else
     echo "kafka-scram    down  127.0.0.1:$KAFKA_SCRAM_PORT  (started on demand: stack.sh up kafka-scram)"
+  fi
+  if kafka_acl_ready; then
+    echo "kafka-acl      up    127.0.0.1:$KAFKA_ACL_PORT  version $KAFKA_VERSION  SASL PLAIN (user logpipe-acl), ACLs enforced; admin 127.0.0.1:$KAFKA_ACL_ADMIN_PORT"
+  else
+    echo "kafka-acl      down  127.0.0.1:$KAFKA_ACL_PORT  (started on demand: stack.sh up kafka-acl)"
   fi
   if es_ready; then
     local v
@@ -764,6 +833,7 @@ stop_one() {
   case ${1:-} in
     kafka) stop_pidfile Kafka "$KAFKA_HOME/kafka.pid" ;;
     kafka-scram) stop_pidfile "Kafka (SCRAM)" "$KAFKA_SCRAM_HOME/kafka.pid" ;;
+    kafka-acl) stop_pidfile "Kafka (ACLs)" "$KAFKA_ACL_HOME/kafka.pid" ;;
     es) stop_pidfile Elasticsearch "$STACK_DIR/es-launcher.pid"
         if [ -f "$ES_HOME/es.pid" ]; then stop_pidfile Elasticsearch "$ES_HOME/es.pid"; fi ;;
     aws) stop_pidfile "the local AWS's TLS front" "$STACK_DIR/nginx-aws/launcher.pid"
@@ -774,7 +844,7 @@ stop_one() {
     airflow) for part in dag-processor scheduler api-server; do
                stop_pidfile "Airflow $part" "$AIRFLOW_HOME/$part.pid"
              done ;;
-    *) die "usage: stack.sh stop kafka|kafka-scram|es|es-secure|airflow|aws" ;;
+    *) die "usage: stack.sh stop kafka|kafka-scram|kafka-acl|es|es-secure|airflow|aws" ;;
   esac
 }
 
@@ -782,7 +852,11 @@ stop_one() {
 (return 0 2>/dev/null) && return 0
 
 case ${1:-} in
-  up) if [ "${2:-}" = kafka-scram ]; then start_kafka_scram; else cmd_up; fi ;;
+  up) case ${2:-} in
+        kafka-scram) start_kafka_scram ;;
+        kafka-acl) start_kafka_acl ;;
+        *) cmd_up ;;
+      esac ;;
   down) cmd_down ;;
   stop) stop_one "${2:-}" ;;
   status) cmd_status ;;
@@ -792,6 +866,7 @@ case ${1:-} in
     case ${2:-} in
       kafka) tail -n "${3:-50}" "$KAFKA_HOME/kafka.log" ;;
     kafka-scram) tail -n "${3:-50}" "$KAFKA_SCRAM_HOME/kafka.log" ;;
+    kafka-acl) tail -n "${3:-50}" "$KAFKA_ACL_HOME/kafka.log" ;;
       es) tail -n "${3:-50}" "$ES_HOME/logs/stdout.log" ;;
       airflow) tail -n "${3:-50}" "$AIRFLOW_HOME"/logs/{api-server,scheduler,dag-processor}.log ;;
       aws) tail -n "${3:-50}" "$AWS_HOME/moto.log" ;;

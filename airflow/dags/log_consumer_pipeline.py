@@ -27,7 +27,9 @@ DOC = """
 ### log_consumer_pipeline
 Indexes the Kafka topic `params.topic` into Elasticsearch with `logpipe consume`
 (connections `params.kafka_conn_id` and `params.es_conn_id`: `kafka_default` and
-`elasticsearch_default` unless changed), then reconciles.
+`elasticsearch_default` unless changed), then reconciles. Or set `params.secrets` to
+`aws-sm://MWAA_Secrets`: one JSON secret with the seed's keys replaces both
+connections, read on the worker with its execution role (docs/secrets.md).
 
 1. **snapshot**: where consumer group `params.group` stands on each partition.
 2. **consume**: `params.consumers` mapped tasks in that one group; each stops when
@@ -63,6 +65,7 @@ with DAG(
         "max_seconds": Param(240, type="number", minimum=1, maximum=280),
         "kafka_conn_id": where.kafka_conn_id(),
         "es_conn_id": where.es_conn_id(),
+        "secrets": where.secrets("both connections"),
     },
 ) as dag:
 
@@ -72,7 +75,8 @@ with DAG(
         from logpipe_airflow.connections import Kafka
 
         assert params is not None
-        return reconcile.snapshot(Kafka.from_connection(params["kafka_conn_id"]), params["group"], params["topic"])
+        kafka = Kafka.for_task(params["kafka_conn_id"], params["secrets"])
+        return reconcile.snapshot(kafka, params["group"], params["topic"])
 
     @task
     def members(params: dict[str, Any] | None = None) -> list[int]:
@@ -85,8 +89,8 @@ with DAG(
         from logpipe_airflow.connections import Elasticsearch, Kafka
 
         assert params is not None
-        result = reconcile.reconcile(Kafka.from_connection(params["kafka_conn_id"]),
-                                     Elasticsearch.from_connection(params["es_conn_id"]),
+        result = reconcile.reconcile(Kafka.for_task(params["kafka_conn_id"], params["secrets"]),
+                                     Elasticsearch.for_task(params["es_conn_id"], params["secrets"]),
                                      snap, params["index"], params["dlq_topic"] or None)
         print(f"reconcile ok: {result['committed']} committed = {result['documents']} documents + "
               f"{result['dead_lettered']} dead-lettered")
@@ -103,6 +107,7 @@ with DAG(
         max_seconds="{{ params.max_seconds }}",
         kafka_conn_id="{{ params.kafka_conn_id }}",
         es_conn_id="{{ params.es_conn_id }}",
+        secrets="{{ params.secrets }}",
         execution_timeout=timedelta(minutes=5),
     ).expand(member=members())
     done = reconcile_run.override(task_id="reconcile")(snap)

@@ -26,6 +26,8 @@ publishes them to the Kafka topic `params.topic` (connection `params.kafka_conn_
 * **rate**: messages per second, 0 = as fast as possible
 * **malformed_ratio**: share of deliberately broken lines (exercises the dead-letter path)
 * **kafka_conn_id**: the Airflow connection of the Kafka cluster
+* **secrets**: `aws-sm://MWAA_Secrets` to take Kafka's settings from one JSON secret
+  (the seed's keys) instead, read on the worker with its execution role
 
 `topic` must be `logs` or start with `logs.`/`logs-`/`logs_`, `kafka_conn_id` with
 `kafka_` (logpipe_airflow/params.py): a trigger cannot point a run elsewhere.
@@ -50,6 +52,7 @@ with DAG(
         "rate": Param(0, type="integer", minimum=0),
         "malformed_ratio": Param(0.0, type="number", minimum=0, maximum=1),
         "kafka_conn_id": where.kafka_conn_id(),
+        "secrets": where.secrets("the connection"),
     },
 ) as dag:
     LogpipeProduceOperator(
@@ -60,5 +63,6 @@ with DAG(
         rate="{{ params.rate }}",
         malformed_ratio="{{ params.malformed_ratio }}",
         kafka_conn_id="{{ params.kafka_conn_id }}",
+        secrets="{{ params.secrets }}",
         execution_timeout=timedelta(minutes=4),
     )

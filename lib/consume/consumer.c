@@ -33,6 +33,7 @@
 
 #include "consume/consume.h"
 #include "consume/offsets.h"
+#include "consume/prerequisites.h"
 #include "core/json.h"
 
 /* A message of a batch that goes to the dead-letter topic. Dead letters are
@@ -968,7 +969,11 @@ static int check_topics(consumer *c, lp_error *e)
         int found = 0;
         for (int i = 0; i < md->topic_cnt; i++)
             found |= !strcmp(md->topics[i].topic, c->o->topics[t]) && !md->topics[i].err;
-        if (!found)
+        if (!found && lp_kafka_topic_error(c->rk, c->o->topics[t], c->o->connect_timeout_s * 1000) ==
+                          RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+            rc = lp_fail(e, LP_EXIT_USAGE, "topic %s (--topic): Kafka does not let this principal read it: grant "
+                         "it READ on topic %s (docs/deploy.md)", c->o->topics[t], c->o->topics[t]);
+        else if (!found)
             rc = lp_fail(e, LP_EXIT_KAFKA, "topic %s (--topic) does not exist on %s", c->o->topics[t],
                          c->o->brokers);
     }
@@ -1114,9 +1119,13 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
     if (o->verbose) /* the id, so an operator can find it in the broker's transaction state */
         logf_(c, "dead-letter producer transactional.id %s", c->txn_id);
     rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
-    if (err) {
+    if (err && rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        lp_fail(e, LP_EXIT_USAGE, "Kafka refuses the dead-letter producer's transactional.id %s: grant WRITE on "
+                "transactional-id prefix logpipe-%s- (docs/deploy.md)", c->txn_id, o->group);
+    else if (err)
         lp_fail(e, LP_EXIT_KAFKA, "the dead-letter producer's transactions could not start: %s",
                 rd_kafka_error_string(err));
+    if (err) {
         rd_kafka_error_destroy(err);
         lp_producer_free(p);
         return NULL;
@@ -1133,7 +1142,7 @@ static int start(consumer *c, lp_error *e)
         return -1;
     if (lp_kafka_check_reachable(c->rk, o->brokers, o->connect_timeout_s * 1000, e) || check_topics(c, e))
         return -1;
-    if (lp_es_check(c->es, version, sizeof version, e))
+    if (lp_es_check(c->es, version, sizeof version, e) || lp_consume_check_prerequisites(c->rk, c->es, o, e))
         return -1;
     if (o->install_template) {
         lp_buf name = LP_BUF_INIT, pattern = LP_BUF_INIT;

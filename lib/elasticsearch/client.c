@@ -341,8 +341,11 @@ int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e)
     int rc = 0;
     if (r.code != CURLE_OK) {
         rc = transport_error(es, &r, e);
-    } else if (r.status == 401 || r.status == 403) {
+    } else if (r.status == 401) {
         rc = auth_error(es, r.status, e);
+    } else if (r.status == 403) {
+        rc = lp_fail(e, LP_EXIT_USAGE, "Elasticsearch at %s (--es) accepted the credentials but denies GET / "
+                     "(HTTP 403): grant the cluster privilege monitor (docs/deploy.md)", es->url);
     } else {
         json_t *root = json_loadb(r.body.buf.data ? r.body.buf.data : "", r.body.buf.len, 0, NULL);
         const char *num = json_string_value(json_object_get(json_object_get(root, "version"), "number"));
@@ -359,6 +362,59 @@ int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e)
         }
         json_decref(root);
     }
+    lp_buf_free(&r.body.buf);
+    return rc;
+}
+
+static json_t *string_array(const char *const *names)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; names && names[i]; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+/* Appends to out the names in the object `granted` whose value is false. */
+static void list_missing(json_t *granted, const char *kind, const char *on, lp_buf *out)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(granted, name, v) {
+        if (json_is_false(v))
+            lp_buf_printf(out, "%s%s privilege %s%s%s", out->len ? ", " : "", kind, name, on ? " on " : "",
+                          on ? on : "");
+    }
+}
+
+int lp_es_check_privileges(lp_es *es, const char *const *cluster, const char *index_pattern,
+                           const char *const *index_privs, lp_error *e)
+{
+    json_t *req = json_pack("{s:o, s:[{s:[s], s:o}]}", "cluster", string_array(cluster), "index", "names",
+                            index_pattern, "privileges", string_array(index_privs));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    reply r = {0};
+    request(es, "POST", "/_security/user/_has_privileges", body, 10000, &r);
+    free(body);
+    int rc = 0;
+    if (r.code != CURLE_OK) {
+        rc = transport_error(es, &r, e);
+    } else if (r.status == 401) {
+        rc = auth_error(es, r.status, e);
+    } else if (r.status == 200) {
+        json_t *root = json_loadb(r.body.buf.data ? r.body.buf.data : "", r.body.buf.len, 0, NULL);
+        if (!json_is_true(json_object_get(root, "has_all_requested"))) {
+            lp_buf missing = LP_BUF_INIT;
+            list_missing(json_object_get(root, "cluster"), "cluster", NULL, &missing);
+            list_missing(json_object_get(json_object_get(root, "index"), index_pattern), "index", index_pattern,
+                         &missing);
+            rc = lp_fail(e, LP_EXIT_USAGE, "Elasticsearch at %s (--es): the user or API key lacks %s "
+                         "(grant it in a role: docs/deploy.md lists what logpipe needs)", es->url,
+                         missing.len ? lp_buf_cstr(&missing) : "a privilege it needs");
+            lp_buf_free(&missing);
+        }
+        json_decref(root);
+    } /* anything else: security is not enabled, so no privilege can be missing */
     lp_buf_free(&r.body.buf);
     return rc;
 }

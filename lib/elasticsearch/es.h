@@ -59,6 +59,14 @@ void lp_es_free(lp_es *es);
  * naming --es (unreachable, TLS error, 401/403, not Elasticsearch). */
 int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e);
 
+/* POST _security/user/_has_privileges: fails with LP_EXIT_USAGE naming every
+ * privilege the credentials lack (the NULL-terminated cluster privileges, and
+ * index_privs on index_pattern), so a missing grant stops the run at
+ * start-up rather than refusing its first bulk. A cluster without the
+ * security feature (nothing to lack) passes. */
+int lp_es_check_privileges(lp_es *es, const char *const *cluster, const char *index_pattern,
+                           const char *const *index_privs, lp_error *e);
+
 /* PUT _index_template/<name> with the mappings from docs/schema.md, for
  * indices matching index_pattern (e.g. "logs-access-*"). Blocking. */
 int lp_es_install_template(lp_es *es, const char *name, const char *index_pattern, lp_error *e);

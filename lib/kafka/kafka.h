@@ -64,6 +64,13 @@ void lp_kafka_note_error(int err, const char *reason);
 
 int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e);
 
+/* The topic's error in a metadata request for it alone: 0 when it exists and
+ * may be described, UNKNOWN_TOPIC_OR_PART, TOPIC_AUTHORIZATION_FAILED (a
+ * listing of all topics leaves such a topic out, as if it did not exist), or
+ * the request's own error. Never creates the topic from a consumer (its
+ * allow.auto.create.topics is false). */
+rd_kafka_resp_err_t lp_kafka_topic_error(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
 /* ---- producer ---------------------------------------------------------- */
 
 typedef struct lp_producer lp_producer;

@@ -44,8 +44,9 @@ def test_the_dags_load_without_errors(dagbag: DagBag) -> None:
 def test_worker_check_runs_once_and_never_retries(dagbag: DagBag) -> None:
     dag = dagbag.get_dag("logpipe_worker_check")
     assert str(dag.timetable.summary) == "@once"
-    assert [t.task_id for t in dag.tasks] == ["worker_platform"]
-    assert dag.tasks[0].retries == 0 and dag.tasks[0].owner == "logpipe"
+    assert [t.task_id for t in dag.tasks] == ["worker_platform", "first_run"]
+    assert all(t.retries == 0 and t.owner == "logpipe" for t in dag.tasks)
+    assert dag.get_task("first_run").upstream_task_ids == {"worker_platform"}
 
 
 @pytest.mark.parametrize(("ldd", "version"), [

@@ -86,7 +86,11 @@ def test_stopped_task_stops_logpipe_cleanly(connections, kafka, kafka_admin, es,
     outcome: dict[str, object] = {}
     t = threading.Thread(target=lambda: outcome.update(summary=op.execute({"ti": FakeTI()})))
     t.start()
-    time.sleep(4)
+    # Stopped mid-run: once its first commit shows (a fixed wait raced the
+    # start-up checks on a loaded machine), with most of the topic still to read.
+    deadline = time.time() + 60
+    while committed(kafka, f"g-{unique}", topic, 1)[0] <= 0 and time.time() < deadline:
+        time.sleep(0.2)
     started = time.time()
     op.on_kill()
     t.join(timeout=60)

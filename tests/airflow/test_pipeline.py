@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -48,13 +49,51 @@ def test_dags_test_produces_15000_and_indexes_exactly_them(dags_test_db, logpipe
     assert "reconcile ok: 15000 committed = 15000 documents + 0 dead-lettered" in cons.output
 
 
-def test_worker_check_logs_the_platform_and_runs_logpipe(dags_test_db, logpipe_bin):
-    run = dags_test("logpipe_worker_check", {}, logpipe_bin)
+def test_worker_check_proves_the_platform_against_the_secured_stack(dags_test_db, logpipe_bin, kafka_admin):
+    """The first-deploy DAG with the secured stack's secret: logpipe reads it from
+    Secrets Manager, shakes hands with SASL_SSL Kafka and https Elasticsearch (API
+    key), sends 20 lines round trip through a scratch topic and index, removes
+    them, and prints one verdict table."""
+    prefix = f"lpcheck-{uuid.uuid4().hex[:8]}"
+    run = dags_test("logpipe_worker_check", {"secrets": "aws-sm://logpipe/local-secure", "scratch_prefix": prefix},
+                    logpipe_bin)
     assert run.state == "success", run.output[-3000:]
     found = dags_test_xcom("logpipe_worker_check", run.run_id, "worker_platform")
     assert found["machine"] == "x86_64" and found["logpipe"].startswith("logpipe ")
     assert tuple(int(x) for x in found["glibc"].split(".")) >= (2, 34)
     assert "uname -m: x86_64" in run.output and "ldd --version: ldd (" in run.output
+    rows = {r["check"]: r for r in dags_test_xcom("logpipe_worker_check", run.run_id, "first_run")}
+    assert list(rows) == ["platform", "secrets manager", "kafka", "elasticsearch", "round trip", "cleanup"]
+    assert all(r["ok"] for r in rows.values()), rows
+    assert rows["kafka"]["detail"] == "127.0.0.1:9094 answered a metadata request over sasl_ssl"
+    assert rows["elasticsearch"]["detail"].startswith("Elasticsearch 8.") and "https://127.0.0.1:9202" in \
+        rows["elasticsearch"]["detail"]
+    assert "consumed 20, indexed 20; Elasticsearch counts 20" in rows["round trip"]["detail"]
+    assert "logpipe first-run check" in run.flat and "round trip ok 20 lines produced" in run.flat
+    left = kafka_admin.list_topics(timeout=30).topics
+    assert not [t for t in left if t.startswith(prefix)]  # scratch topic and its dead-letter topic removed
+    auth = ("elastic", (ROOT / ".stack" / "tls" / "es-elastic.pass").read_text().strip())
+    r = requests.get(f"https://127.0.0.1:9201/{prefix}-*", auth=auth, verify=str(ROOT / ".stack" / "tls" / "ca.pem"),
+                     timeout=30)
+    assert r.json() == {}  # scratch index removed
+
+
+def test_worker_check_names_what_failed_and_why(dags_test_db, logpipe_bin, unique):
+    """A secret with a wrong Kafka password and a wrong API key: the verdict names
+    both endpoints and why, sends nothing round trip, and the DAG fails."""
+    tls = ROOT / ".stack" / "tls"
+    name = f"MWAA_Secrets-bad-{unique}"
+    _create_secret(name, {"kafka_bootstrap_server": "127.0.0.1:9094", "kafka_username": "logpipe",
+                          "kafka_secret": "wrong-password", "elasticsearch_URL": "https://127.0.0.1:9202",
+                          "elasticsearch_API_Key": "d3Jvbmc6a2V5", "kafka_ca_pem": (tls / "ca.pem").read_text(),
+                          "elasticsearch_ca_pem": (tls / "ca.pem").read_text()})
+    run = dags_test("logpipe_worker_check", {"secrets": f"aws-sm://{name}"}, logpipe_bin)
+    assert run.state == "failed"
+    flat = run.flat
+    assert "first-run check FAILED: kafka: Kafka authentication failed at 127.0.0.1:9094" in flat
+    assert "elasticsearch: Elasticsearch at https://127.0.0.1:9202 (--es) refused authentication (HTTP 401)" in flat
+    assert "round trip - not run: fix the failed checks above first" in flat
+    assert "secrets manager ok read aws-sm://" in flat
 
 
 def test_three_consumers_on_six_partitions_stay_exact(dags_test_db, logpipe_bin, kafka, kafka_admin, es, unique):
@@ -224,3 +263,57 @@ def test_a_rest_trigger_pointing_a_run_elsewhere_is_refused(airflow, unique):
         runs = requests.get(f"{airflow}/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "-start_date"},
                             timeout=30).json()["dag_runs"]
         assert not any(value in json.dumps(run.get("conf") or {}) for run in runs)
+
+
+def _create_secret(name: str, value: dict[str, str]) -> None:
+    """A secret in the stack's local Secrets Manager, signed with its profile."""
+    import boto3
+
+    keys = dict(line.split(" = ", 1) for line in (ROOT / ".stack" / "aws" / "credentials").read_text().splitlines()
+                if " = " in line)
+    boto3.client("secretsmanager", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
+                 aws_access_key_id=keys["aws_access_key_id"],
+                 aws_secret_access_key=keys["aws_secret_access_key"]).create_secret(
+        Name=name, SecretString=json.dumps(value))
+
+
+def test_the_seeds_secret_replaces_both_connections(dags_test_db, logpipe_bin, kafka_admin, unique):
+    """Both DAGs with `secrets: aws-sm://MWAA_Secrets-…` and connection ids that do
+    not exist: produce, consume and reconcile reach SASL_SSL Kafka and the API-key
+    Elasticsearch from the seed's keys alone (plus the local test CA, which no
+    system trust store holds), resolved on the worker from its AWS credentials;
+    no secret in argv, the task output or XCom."""
+    tls = ROOT / ".stack" / "tls"
+    kafka_pw, api_key = (tls / "kafka-plain.pass").read_text().strip(), (tls / "es-api-key").read_text().strip()
+    ca = (tls / "ca.pem").read_text()
+    name = f"MWAA_Secrets-{unique}"
+    _create_secret(name, {"kafka_bootstrap_server": "127.0.0.1:9094", "kafka_username": "logpipe",
+                          "kafka_secret": kafka_pw, "elasticsearch_URL": "https://127.0.0.1:9202",
+                          "elasticsearch_API_Key": api_key, "kafka_ca_pem": ca, "elasticsearch_ca_pem": ca})
+    topic, ref = f"logs-seed-{unique}", f"aws-sm://{name}"
+    create_topic(kafka_admin, topic, partitions=2)
+    prod = dags_test(PRODUCER, {"topic": topic, "count": 2000, "malformed_ratio": 0.01, "secrets": ref,
+                                "kafka_conn_id": f"kafka_nosuch_{unique}"}, logpipe_bin)
+    assert prod.state == "success", prod.output[-3000:]
+    cons = dags_test(CONSUMER, consumer_conf(topic, unique, secrets=ref, kafka_conn_id=f"kafka_nosuch_{unique}",
+                                          es_conn_id=f"elasticsearch_nosuch_{unique}"),
+                     logpipe_bin)
+    assert cons.state == "success", cons.output[-3000:]
+    result = dags_test_xcom(CONSUMER, cons.run_id, "reconcile")
+    summary = dags_test_xcom(CONSUMER, cons.run_id, "consume", map_index=0)
+    assert result["committed"] == 2000 == result["documents"] + result["dead_lettered"]
+    assert 0 < result["dead_lettered"] == summary["dead_lettered"]
+    auth = ("elastic", (tls / "es-elastic.pass").read_text().strip())
+    requests.post(f"https://127.0.0.1:9201/logs-{unique}-*/_refresh", auth=auth, verify=str(tls / "ca.pem"), timeout=30)
+    count = requests.get(f"https://127.0.0.1:9201/logs-{unique}-*/_count", auth=auth, verify=str(tls / "ca.pem"),
+                         timeout=30).json()["count"]
+    assert count == result["documents"]
+    # `airflow dags test` logs at DEBUG, where Airflow 3.0.6's task supervisor
+    # prints the request by which a task hands it a value to mask
+    # (MaskSecret(value=...)): Airflow's own line, not a task's output, and not
+    # at MWAA's default INFO level. Everything else must be clean.
+    out = "\n".join(ln for ln in (prod.output + cons.output).splitlines() if "MaskSecret(" not in ln)
+    assert f"--secrets {ref}" in out and "--brokers" not in out  # the reference alone on the command line
+    xcoms = json.dumps([result, summary, dags_test_xcom(PRODUCER, prod.run_id, "produce")])
+    for secret in (kafka_pw, api_key):
+        assert secret not in out and secret not in xcoms

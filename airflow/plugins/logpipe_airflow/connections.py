@@ -23,11 +23,23 @@ field: logpipe resolves every `-X` value, `--brokers`, `--es` and
 send whatever secret it names (or an Airflow variable of the worker) to the
 broker in the clear, and one in `bootstrap.servers` would hide where the
 credentials go (docs/secrets.md, threat model).
+
+Or one JSON secret replaces both connections: the DAGs' `secrets` param
+(`aws-sm://MWAA_Secrets`), with the seed's keys (docs/secrets.md). The
+operators pass only that reference to logpipe, which resolves it itself from
+the worker's AWS credential chain (the execution role on MWAA); the Python
+tasks (snapshot, reconcile) read it here with boto3 from the same chain
+(`from_secret`). The values are masked as soon as they are read and never
+returned, so they reach neither XCom nor the logs.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +65,63 @@ def _refuse_reference(conn_id: str, field_name: str, value: Any) -> None:
             f"connection {conn_id}: {field_name} is a secret reference ({scheme}...); references are "
             "taken only in the credential fields (the password, sasl.password or api_key), "
             "so a connection cannot send a secret to a broker or host in another field")
+
+
+# The --secrets keys logpipe maps (lib/secrets/secrets.c, docs/secrets.md),
+# matched case-insensitively as there; the credentials among them are masked.
+_SECRET_VALUES = ("kafka_secret", "kafka_password", "elasticsearch_api_key", "elasticsearch_password")
+_AWS_SM = re.compile(r"aws-sm://(?P<id>[^?#]+)(\?region=(?P<region>[^&#]+))?$")
+
+
+def secrets_ref(value: Any) -> str | None:
+    """The DAG's `secrets` param: None when unset (empty, or a template that
+    rendered None), else a checked aws-sm:// reference, which alone may go on
+    logpipe's command line (a value would be readable by every local user)."""
+    if value in (None, "", "None"):
+        return None
+    if not _AWS_SM.match(str(value)):
+        raise AirflowFailException(f"secrets: expected aws-sm://SECRET_ID[?region=REGION], got {str(value)[:40]!r}")
+    return str(value)
+
+
+def load_secret(ref: str) -> dict[str, str]:
+    """The JSON object `ref` (aws-sm://ID[?region=R]) names, with lower-case
+    keys, read with boto3 from the default credential chain. Errors name the
+    reference and AWS's error code, never a value."""
+    m = _AWS_SM.match(secrets_ref(ref) or "")
+    assert m is not None
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    secret_id, region = m.group("id"), m.group("region")
+    if not region and secret_id.startswith("arn:"):
+        region = secret_id.split(":")[3]
+    try:
+        text = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_id)["SecretString"]
+    except ClientError as e:
+        raise AirflowFailException(f"secrets: {ref}: {e.response['Error']['Code']}") from None
+    except BotoCoreError as e:
+        raise AirflowFailException(f"secrets: {ref}: {type(e).__name__}: {e}") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise AirflowFailException(f"secrets: {ref}: the value is not a JSON object")
+    out = {str(k).lower(): v for k, v in value.items() if isinstance(v, str)}
+    for key in _SECRET_VALUES:
+        if out.get(key):
+            mask_secret(out[key])
+    return out
+
+
+def _pem_file(pem: str) -> str:
+    """A CA given as PEM text (elasticsearch_ca_pem), as the file requests needs."""
+    fd, path = tempfile.mkstemp(prefix="logpipe-ca-", suffix=".pem")
+    with os.fdopen(fd, "w") as f:
+        f.write(pem)
+    atexit.register(os.unlink, path)
+    return path
 
 
 def _extra(conn: Any) -> dict[str, Any]:
@@ -103,6 +172,32 @@ class Kafka:
         if password:
             mask_secret(password)
         return cls(conn_id, bootstrap, props, password)
+
+    @classmethod
+    def from_secret(cls, ref: str) -> Kafka:
+        """As logpipe maps the secret: kafka_username means SASL_SSL + PLAIN
+        unless kafka_security_protocol / kafka_sasl_mechanism say otherwise."""
+        s = load_secret(ref)
+        bootstrap = s.get("kafka_bootstrap_server") or s.get("kafka_bootstrap_servers")
+        if not bootstrap:
+            raise AirflowFailException(f"secrets: {ref}: no kafka_bootstrap_server key")
+        props: dict[str, str] = {}
+        if s.get("kafka_username"):
+            props = {"security.protocol": s.get("kafka_security_protocol") or "SASL_SSL",
+                     "sasl.mechanisms": s.get("kafka_sasl_mechanism") or "PLAIN",
+                     "sasl.username": s["kafka_username"]}
+        else:
+            props.update({k: s[key] for key, k in (("kafka_security_protocol", "security.protocol"),
+                                                   ("kafka_sasl_mechanism", "sasl.mechanisms")) if s.get(key)})
+        if s.get("kafka_ca_pem"):
+            props["ssl.ca.pem"] = s["kafka_ca_pem"]
+        return cls(ref, bootstrap, props, s.get("kafka_secret") or s.get("kafka_password") or None)
+
+    @classmethod
+    def for_task(cls, conn_id: str, secrets: str | None) -> Kafka:
+        """The `secrets` reference when the DAG run sets one, else the connection."""
+        ref = secrets_ref(secrets)
+        return cls.from_secret(ref) if ref else cls.from_connection(conn_id)
 
     def cli_args(self) -> list[str]:
         args = ["--brokers", self.bootstrap]
@@ -158,6 +253,21 @@ class Elasticsearch:
             if secret:
                 mask_secret(secret)
         return es
+
+    @classmethod
+    def from_secret(cls, ref: str) -> Elasticsearch:
+        s = load_secret(ref)
+        url = (s.get("elasticsearch_url") or "").rstrip("/")
+        if not url:
+            raise AirflowFailException(f"secrets: {ref}: no elasticsearch_URL key")
+        ca = s.get("elasticsearch_ca_pem")
+        return cls(ref, url, s.get("elasticsearch_username") or None, s.get("elasticsearch_password") or None,
+                   s.get("elasticsearch_api_key") or None, _pem_file(ca) if ca else None)
+
+    @classmethod
+    def for_task(cls, conn_id: str, secrets: str | None) -> Elasticsearch:
+        ref = secrets_ref(secrets)
+        return cls.from_secret(ref) if ref else cls.from_connection(conn_id)
 
     def cli_args(self) -> list[str]:
         args = ["--es", self.url]

@@ -31,7 +31,7 @@ from typing import Any
 
 from logpipe_airflow.binary import logpipe_binary
 from logpipe_airflow.compat import AirflowException, AirflowFailException, BaseOperator
-from logpipe_airflow.connections import Elasticsearch, Kafka
+from logpipe_airflow.connections import Elasticsearch, Kafka, secrets_ref
 
 # The worker variables logpipe may read (lib/aws, lib/secrets, libcurl,
 # OpenSSL, libc): documented in docs/secrets.md. Add a name here, not a prefix.
@@ -67,6 +67,22 @@ EXIT_MEANING = {
 }
 
 
+def connection_args(kafka_conn_id: str, secrets: str | None,
+                    es_conn_id: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """How logpipe reaches Kafka (and Elasticsearch, given es_conn_id): the
+    `secrets` reference when set, which logpipe resolves itself from the
+    task's AWS credentials (nothing secret passes through this process), else
+    the connections' settings and secret environment."""
+    ref = secrets_ref(secrets)
+    if ref:
+        return ["--secrets", ref], {}
+    kafka = Kafka.from_connection(kafka_conn_id)
+    if es_conn_id is None:
+        return kafka.cli_args(), kafka.child_env()
+    es = Elasticsearch.from_connection(es_conn_id)
+    return [*kafka.cli_args(), *es.cli_args()], {**kafka.child_env(), **es.child_env()}
+
+
 class LogpipeOperator(BaseOperator):
     """Runs `logpipe <subcommand>`; subclasses build the arguments."""
 
@@ -75,16 +91,20 @@ class LogpipeOperator(BaseOperator):
     # How long a stopped child gets to drain and commit before SIGKILL.
     kill_grace_s = 40.0
 
-    def __init__(self, *, kafka_conn_id: str = "kafka_default", extra_args: Sequence[str] = (),
-                 **kwargs: Any) -> None:
+    def __init__(self, *, kafka_conn_id: str = "kafka_default", secrets: str | None = None,
+                 extra_args: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.kafka_conn_id = kafka_conn_id
+        self.secrets = secrets
         self.extra_args = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
 
     def build(self) -> tuple[list[str], dict[str, str]]:
         """The arguments (no secrets) and the secret environment for the child."""
         raise NotImplementedError
+
+    def connection_args(self, es_conn_id: str | None = None) -> tuple[list[str], dict[str, str]]:
+        return connection_args(self.kafka_conn_id, self.secrets, es_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         args, secret_env = self.build()
@@ -165,7 +185,7 @@ class LogpipeProduceOperator(LogpipeOperator):
 
     subcommand = "produce"
     template_fields: Sequence[str] = ("topic", "count", "log_format", "rate", "seed", "malformed_ratio",
-                                      "kafka_conn_id", "extra_args")
+                                      "kafka_conn_id", "secrets", "extra_args")
 
     def __init__(self, *, topic: str, count: int | str = 15000, log_format: str = "seed",
                  rate: int | str = 0, seed: int | str | None = None, malformed_ratio: float | str = 0,
@@ -179,13 +199,13 @@ class LogpipeProduceOperator(LogpipeOperator):
         self.malformed_ratio = malformed_ratio
 
     def build(self) -> tuple[list[str], dict[str, str]]:
-        kafka = Kafka.from_connection(self.kafka_conn_id)
-        args = [*kafka.cli_args(), "--topic", str(self.topic), "--count", str(self.count),
+        conn, env = self.connection_args()
+        args = [*conn, "--topic", str(self.topic), "--count", str(self.count),
                 "--format", str(self.log_format), "--rate", str(self.rate),
                 "--malformed-ratio", str(self.malformed_ratio), "--summary", "json"]
         if self.seed not in (None, "", "None"):
             args += ["--seed", str(self.seed)]
-        return args, kafka.child_env()
+        return args, env
 
 
 class LogpipeConsumeOperator(LogpipeOperator):
@@ -198,7 +218,8 @@ class LogpipeConsumeOperator(LogpipeOperator):
 
     subcommand = "consume"
     template_fields: Sequence[str] = ("topic", "group", "index", "dlq_topic", "until_idle", "max_seconds",
-                                      "log_format", "timezone", "kafka_conn_id", "es_conn_id", "extra_args")
+                                      "log_format", "timezone", "kafka_conn_id", "es_conn_id", "secrets",
+                                      "extra_args")
 
     def __init__(self, *, topic: str, group: str, index: str = "logs-access-%Y.%m.%d",
                  dlq_topic: str | None = None, until_idle: float | str = 10, max_seconds: float | str = 240,
@@ -217,13 +238,12 @@ class LogpipeConsumeOperator(LogpipeOperator):
         self.member = member
 
     def build(self) -> tuple[list[str], dict[str, str]]:
-        kafka = Kafka.from_connection(self.kafka_conn_id)
-        es = Elasticsearch.from_connection(self.es_conn_id)
-        args = [*kafka.cli_args(), *es.cli_args(), "--topic", str(self.topic), "--group", str(self.group),
+        conn, env = self.connection_args(self.es_conn_id)
+        args = [*conn, "--topic", str(self.topic), "--group", str(self.group),
                 "--index", str(self.index), "--until-idle", str(self.until_idle),
                 "--max-seconds", str(self.max_seconds), "--format", str(self.log_format),
                 "--timezone", str(self.timezone), "--quiet", "--verbose",
                 "-X", f"client.id=logpipe-airflow-{self.member}"]
         if self.dlq_topic not in (None, "", "None"):
             args += ["--dlq-topic", str(self.dlq_topic)]
-        return args, {**kafka.child_env(), **es.child_env()}
+        return args, env

@@ -18,6 +18,7 @@ with 400, `airflow dags test` exits non-zero):
 | `dlq_topic` | empty (`<topic>.dlq`), or such a topic ending in `.dlq` |
 | `group` | `logpipe-...` |
 | `index` | `logs-...`, lower case, with logpipe's `%Y %m %d %H` |
+| `secrets` | empty, or `aws-sm://SECRET_ID[?region=REGION]` (a reference only: logpipe resolves it) |
 
 Name the connections logpipe may use with these prefixes; the patterns
 are here once, for both DAGs.
@@ -35,6 +36,8 @@ GROUP = r"^logpipe-[A-Za-z0-9._-]{1,200}$"
 INDEX = r"^logs-[a-z0-9]([a-z0-9._+-]|%[YmdH]){0,200}$"
 KAFKA_CONN_ID = r"^kafka_[a-z0-9_]{1,64}$"
 ES_CONN_ID = r"^elasticsearch_[a-z0-9_]{1,64}$"
+# A Secrets Manager name or ARN (its characters), never a value.
+SECRETS = r"^$|^aws-sm://[A-Za-z0-9/_+=.@:-]{1,512}(\?region=[a-z0-9-]{1,32})?$"
 
 
 def topic(default: str = "logs") -> Param:
@@ -61,3 +64,8 @@ def kafka_conn_id(default: str = "kafka_default") -> Param:
 def es_conn_id(default: str = "elasticsearch_default") -> Param:
     return Param(default, type="string", pattern=ES_CONN_ID,
                  description="Airflow connection: elasticsearch_<name>")
+
+
+def secrets(replaces: str) -> Param:
+    return Param("", type="string", pattern=SECRETS,
+                 description=f"aws-sm://SECRET_ID: one JSON secret (the seed's keys) replacing {replaces}")
