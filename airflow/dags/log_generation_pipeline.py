@@ -22,7 +22,7 @@ publishes them to the Kafka topic `params.topic` (connection `params.kafka_conn_
 `kafka_default` unless changed).
 
 * **count**: lines per run (the seed's 15,000)
-* **log_format**: `seed` (the seed's line format), `combined` (Apache/nginx) or `common`
+* **log_format**: `seed` (the seed's line format), `combined` (Apache/nginx), `common` or `vhost_combined` (Apache's `%v:%p` before the client)
 * **rate**: messages per second, 0 = as fast as possible
 * **malformed_ratio**: share of deliberately broken lines (exercises the dead-letter path)
 * **kafka_conn_id**: the Airflow connection of the Kafka cluster
@@ -48,7 +48,7 @@ with DAG(
     params={
         "topic": where.topic(),
         "count": Param(15000, type="integer", minimum=1),
-        "log_format": Param("seed", enum=["seed", "combined", "common"]),
+        "log_format": Param("seed", enum=["seed", "combined", "common", "vhost_combined"]),
         "rate": Param(0, type="integer", minimum=0),
         "malformed_ratio": Param(0.0, type="number", minimum=0, maximum=1),
         "kafka_conn_id": where.kafka_conn_id(),
