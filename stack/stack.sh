@@ -77,12 +77,17 @@ write_private() {
   tmp=$(umask 077; mktemp "$1.XXXXXX") && cat >"$tmp" && mv -f "$tmp" "$1"
 }
 
-# kcat_login NAME USER MECHANISM: a kcat config file (-F) that logs in to a
-# SASL_SSL listener as USER with the password in $TLS_DIR/NAME.pass; its
-# path on stdout. The password stays off kcat's argv, which `ps` shows.
+# kcat_login NAME USER MECHANISM [PROTOCOL]: a kcat config file (-F) that
+# logs in to a SASL listener (SASL_SSL unless PROTOCOL says otherwise) as USER
+# with the password in $TLS_DIR/NAME.pass; its path on stdout. The password
+# stays off kcat's argv, which `ps` shows.
 kcat_login() {
-  printf 'security.protocol=SASL_SSL\nsasl.mechanisms=%s\nsasl.username=%s\nsasl.password=%s\nssl.ca.location=%s\n' \
-    "$3" "$2" "$(cat "$TLS_DIR/$1.pass")" "$TLS_DIR/ca.pem" | write_private "$TLS_DIR/$1.kcat"
+  local protocol=${4:-SASL_SSL}
+  {
+    printf 'security.protocol=%s\nsasl.mechanisms=%s\nsasl.username=%s\nsasl.password=%s\n' \
+      "$protocol" "$3" "$2" "$(cat "$TLS_DIR/$1.pass")"
+    if [ "$protocol" = SASL_SSL ]; then printf 'ssl.ca.location=%s\n' "$TLS_DIR/ca.pem"; fi
+  } | write_private "$TLS_DIR/$1.kcat"
   echo "$TLS_DIR/$1.kcat"
 }
 kafka_sasl_ready() {
@@ -96,8 +101,8 @@ kafka_scram_ready() {
 }
 kafka_acl_ready() {
   [ -f "$TLS_DIR/kafka-acl.pass" ] &&
-    kcat -L -b "127.0.0.1:$KAFKA_ACL_PORT" -m 5 -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN \
-      -X sasl.username=logpipe-acl -X sasl.password="$(cat "$TLS_DIR/kafka-acl.pass")" >/dev/null 2>&1 &&
+    kcat -F "$(kcat_login kafka-acl logpipe-acl PLAIN SASL_PLAINTEXT)" -L -b "127.0.0.1:$KAFKA_ACL_PORT" -m 5 \
+      >/dev/null 2>&1 &&
     kcat -L -b "127.0.0.1:$KAFKA_ACL_ADMIN_PORT" -m 5 >/dev/null 2>&1
 }
 es_ready() {

@@ -153,8 +153,9 @@ def test_references_in_x_only_for_credential_properties(logpipe_bin, kafka, es, 
 
 @contextmanager
 def elasticsearch_imitation(bomb_on: str) -> Iterator[str]:
-    """Answers like Elasticsearch, except that the request whose path starts
-    with bomb_on gets a gzip bomb: 64 KiB on the wire, 64 MiB decoded."""
+    """Answers like Elasticsearch (a version, an acknowledged template, every
+    privilege held), except that the request whose path starts with bomb_on
+    gets a gzip bomb: 64 KiB on the wire, 64 MiB decoded."""
     bomb = gzip.compress(b" " * (64 << 20), compresslevel=9)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -164,7 +165,7 @@ def elasticsearch_imitation(bomb_on: str) -> Iterator[str]:
         def do_GET(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             gz = self.path.startswith(bomb_on)
-            body = bomb if gz else b'{"version":{"number":"8.19.0"},"acknowledged":true}'
+            body = bomb if gz else b'{"version":{"number":"8.19.0"},"acknowledged":true,"has_all_requested":true}'
             self.send_response(200)
             self.send_header("X-elastic-product", "Elasticsearch")
             self.send_header("Content-Type", "application/json")
