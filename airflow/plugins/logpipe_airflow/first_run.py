@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from logpipe_airflow.binary import find_logpipe
+from logpipe_airflow.binary import logpipe_binary
 from logpipe_airflow.compat import AirflowFailException
 from logpipe_airflow.connections import Elasticsearch, Kafka, secrets_ref
-from logpipe_airflow.operators import connection_args
+from logpipe_airflow.operators import child_environment, connection_args
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def _row(check: str, ok: bool | None, detail: str) -> dict[str, Any]:
 
 def _logpipe(binary: str, args: list[str], env: dict[str, str]) -> tuple[int, dict | None, str]:
     """Runs logpipe: its exit code, its last JSON line, its own error line."""
-    p = subprocess.run([binary, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=180,
+    p = subprocess.run([binary, *args], env=child_environment(env), capture_output=True, text=True, timeout=180,
                        check=False)
     for line in p.stderr.splitlines():
         log.info("%s", line)
@@ -156,21 +155,21 @@ def table(rows: list[dict[str, Any]]) -> str:
 def check_first_run(platform: dict[str, Any], kafka_conn_id: str, es_conn_id: str, secrets: str | None,
                     prefix: str = "logpipe-check") -> list[dict[str, Any]]:
     rows = [_row("platform", True, f"{platform['machine']}, glibc {platform['glibc']}, {platform['logpipe']}")]
-    binary = find_logpipe()
-    conn = None
-    try:
-        conn = Settings(connection_args(kafka_conn_id, secrets),
-                        connection_args(kafka_conn_id, secrets, es_conn_id))
-    except AirflowFailException as e:
-        rows.append(_row("settings", False, str(e)))
-    if conn:
-        rows += endpoints(binary, *conn.both)
-    if all(r["ok"] for r in rows):
-        ref = secrets_ref(secrets)
-        kafka, es = Kafka.for_task(kafka_conn_id, ref), Elasticsearch.for_task(es_conn_id, ref)
-        rows += round_trip(binary, conn, kafka, es, prefix)
-    else:
-        rows.append(_row("round trip", None, "not run: fix the failed checks above first"))
+    with logpipe_binary() as binary:
+        conn = None
+        try:
+            conn = Settings(connection_args(kafka_conn_id, secrets),
+                            connection_args(kafka_conn_id, secrets, es_conn_id))
+        except AirflowFailException as e:
+            rows.append(_row("settings", False, str(e)))
+        if conn:
+            rows += endpoints(binary, *conn.both)
+        if all(r["ok"] for r in rows):
+            ref = secrets_ref(secrets)
+            kafka, es = Kafka.for_task(kafka_conn_id, ref), Elasticsearch.for_task(es_conn_id, ref)
+            rows += round_trip(binary, conn, kafka, es, prefix)
+        else:
+            rows.append(_row("round trip", None, "not run: fix the failed checks above first"))
     print("logpipe first-run check\n" + table(rows))
     failed = [f"{r['check']}: {r['detail']}" for r in rows if r["ok"] is False]
     if failed:
