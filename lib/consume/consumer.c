@@ -491,6 +491,19 @@ static size_t outstanding(const consumer *c)
     return n;
 }
 
+/* Bulks Elasticsearch has not answered yet: what --inflight bounds. A batch
+ * whose bulk is done but waits for an earlier one (or for a commit in
+ * progress) is not in flight: counting it could leave the open batch, when
+ * it is the earliest after a rewind or a revocation, unsubmittable behind
+ * batches that wait for it. Memory stays bounded by the number of batches. */
+static size_t in_flight(const consumer *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nbatches; i++)
+        n += c->batches[i].in_use && c->batches[i].submitted && !c->batches[i].bulk_done;
+    return n;
+}
+
 /* Finishes in-flight bulks up to deadline (their dead letters are flushed
  * by the transaction's commit). */
 static void drain(consumer *c, int64_t deadline_ms)
@@ -1326,7 +1339,7 @@ static void run_loop(consumer *c)
         /* Rejected messages count too: a batch of large unparseable ones
          * has an empty body, yet holds their bytes until it completes. */
         int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) + b->rejected_bytes >= o->batch_bytes;
-        if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && outstanding(c) < limit) {
+        if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && in_flight(c) < limit) {
             submit_open(c);
             c->open = take_free_batch(c);
             full = 0;
