@@ -667,9 +667,24 @@ seed_airflow_connections() {
       '{"conn_type":"elasticsearch","description":"local Elasticsearch (stack/stack.sh)","host":"127.0.0.1","port":'"$ES_PORT"',"schema":"http"}' >/dev/null
 }
 
+# Every part's process alive: a busy machine can make the health check miss,
+# and restarting then would kill the DAG runs in flight (and start the
+# scheduler's start-up over, which the next check misses again).
+airflow_running() {
+  local part
+  for part in api-server scheduler dag-processor; do
+    kill -0 "$(cat "$AIRFLOW_HOME/$part.pid" 2>/dev/null)" 2>/dev/null || return 1
+  done
+}
+
 start_airflow() {
   if airflow_ready; then
     log "Airflow already answers on 127.0.0.1:$AIRFLOW_PORT: reusing it"
+    return
+  fi
+  if airflow_running; then
+    log "Airflow's processes run but its health check missed: waiting for it rather than restarting it"
+    wait_for Airflow airflow_ready "$AIRFLOW_HOME/logs/api-server.log" "$AIRFLOW_HOME/api-server.pid"
     return
   fi
   [ -x "$ROOT/.venv-airflow/bin/airflow" ] || die "Airflow is not installed: run stack/deps.sh"
