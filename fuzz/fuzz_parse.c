@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const char *data, size_t size)
     static lp_parser *parser;
     static lp_buf out = LP_BUF_INIT;
     if (!parser) {
-        lp_parse_opts o = {LP_FORMAT_AUTO, "Europe/Paris"};
+        lp_parse_opts o = {.format = LP_FORMAT_AUTO, .timezone = "Europe/Paris"};
         parser = lp_parser_new(&o, NULL);
     }
     lp_buf_reset(&out);
