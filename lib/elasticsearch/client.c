@@ -450,7 +450,9 @@ int lp_es_check_pipeline(lp_es *es, lp_error *e)
     if (!name || !strcmp(name, "_none"))
         return 0;
     lp_buf path = LP_BUF_INIT;
-    lp_buf_printf(&path, "/_ingest/pipeline/%s?filter_path=*.description", name);
+    char *escaped = curl_easy_escape(NULL, name, 0);
+    lp_buf_printf(&path, "/_ingest/pipeline/%s?filter_path=*.description", escaped);
+    curl_free(escaped);
     reply r = {0};
     request(es, "GET", lp_buf_cstr(&path), NULL, 10000, &r);
     int rc = 0;

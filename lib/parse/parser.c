@@ -161,8 +161,10 @@ static int set_constant_fields(lp_parser *p, const lp_parse_opts *opts, lp_error
         return lp_fail(e, LP_EXIT_USAGE,
                        "--dataset: \"%.100s\" is not a dataset name: 1 to 100 lower case letters, digits, "
                        "'_' or '.' (the <dataset> of logs-<dataset>-<namespace>)", dataset);
-    int n = snprintf(p->constant, sizeof p->constant,
-                     ",\"ecs\":{\"version\":\"" LP_ECS_VERSION "\"},\"event\":{\"dataset\":\"%s\"", dataset);
+#define CONSTANT_PREFIX ",\"ecs\":{\"version\":\"" LP_ECS_VERSION "\"},\"event\":{\"dataset\":\""
+    _Static_assert(sizeof CONSTANT_PREFIX + 100 + 1 <= sizeof p->constant, "room for a 100-byte dataset");
+    int n = snprintf(p->constant, sizeof p->constant, CONSTANT_PREFIX "%s\"", dataset);
+#undef CONSTANT_PREFIX
     p->constant_len = (size_t)n;
     p->keep_original = opts->keep_original;
     return 0;

@@ -9,7 +9,9 @@ comes back carrying the user that indexed it, which only the pipeline can
 have put there. Its name has an '@' (as Elastic's @custom pipelines do), so
 the URL-encoding is exercised too.
 
-The errors: a name with a character no pipeline name has is refused before
+A processor that fails on the documents (that one where security is off:
+HTTP 500) is retried for --retry-limit, then stops the run: nothing
+committed or dead-lettered. The errors: a name with a character no pipeline name has is refused before
 anything is contacted; a pipeline that does not exist stops the run at
 start-up when the credentials may read pipelines (the shared
 Elasticsearch), and at the first bulk otherwise (the secured one's writer
@@ -57,9 +59,13 @@ def test_pipeline_runs_on_every_document_and_a_missing_one_stops_untouched(logpi
 
     r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "200", "--seed", "3")
     assert r.code == 0, r.stderr
-    good = f"{unique}@custom"
+    good, failing = f"{unique}@custom", f"{unique}-fails"
     requests.put(f"{ES_SECURE}/_ingest/pipeline/{good}", json=PIPELINE_ISSUER, **elastic()).raise_for_status()
+    # the same processor where security is off fails on every document (HTTP 500)
+    requests.put(f"{es}/_ingest/pipeline/{failing}", json=PIPELINE_ISSUER, timeout=30).raise_for_status()
     try:
+        fails = start(logpipe_bin, kafka, topic, f"fail-{unique}", f"{unique}-fail", "-e", es,
+                      "--pipeline", failing)
         # both secured runs at once: one group join's wait for the two
         ran = start(logpipe_bin, kafka, topic, f"ok-{unique}", f"{unique}-ok", *SECURE, "--pipeline", good)
         missing = start(logpipe_bin, kafka, topic, f"miss-{unique}", f"{unique}-miss", *SECURE,
@@ -85,5 +91,10 @@ def test_pipeline_runs_on_every_document_and_a_missing_one_stops_untouched(logpi
         r = finish(missing)
         assert_stopped_untouched(r, kafka, topic, f"miss-{unique}",
                                  [f"pipeline with id [{unique}-absent] does not exist"])
+
+        # a processor that fails: retried as Elasticsearch's fault, then the run stops untouched
+        r = finish(fails)
+        assert_stopped_untouched(r, kafka, topic, f"fail-{unique}", ["set_security_user"])
     finally:
         requests.delete(f"{ES_SECURE}/_ingest/pipeline/{good}", **elastic())
+        requests.delete(f"{es}/_ingest/pipeline/{failing}", timeout=30)
