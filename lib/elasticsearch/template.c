@@ -11,6 +11,10 @@
  * keeps anything unexpected in _source without letting it grow the mapping.
  * Shards and replicas are left to the cluster's defaults: they are an
  * operator's decision, not a log shipper's.
+ *
+ * The properties are expanded from fields.def, the table docs/schema.md's
+ * field table is generated from too (tests/unit/test_schema.c), so a field
+ * cannot be documented and left unmapped, or the other way round.
  */
 #include "core/json.h"
 #include "elasticsearch/es.h"
