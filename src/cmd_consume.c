@@ -42,6 +42,10 @@ static void usage(FILE *out)
             "      --inflight N           concurrent bulk requests (default 2)\n"
             "      --no-gzip              send bulk bodies uncompressed\n"
             "      --no-template          do not install the index template\n"
+            "      --dataset NAME         event.dataset of every document (default access; the <dataset>\n"
+            "                             of logs-<dataset>-<namespace>)\n"
+            "      --keep-original        keep each raw line in event.original (off by default)\n"
+            "      --pipeline NAME        send documents through this Elasticsearch ingest pipeline\n"
             "      --max-messages N       stop after N messages\n"
             "      --max-seconds S        stop after S seconds\n"
             "      --until-idle S         stop when caught up and nothing arrived for S seconds\n"
@@ -84,7 +88,8 @@ int cmd_consume(int argc, char **argv)
 {
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
            O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS,
-           O_RETRY };
+           O_RETRY,
+           O_DATASET, O_KEEP_ORIGINAL, O_PIPELINE };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'}, {"es", required_argument, NULL, 'e'},
@@ -100,7 +105,9 @@ int cmd_consume(int argc, char **argv)
         {"es-api-key", required_argument, NULL, O_APIKEY}, {"es-password", required_argument, NULL, O_PASSWORD},
         {"secrets", required_argument, NULL, O_SECRETS}, {"retry-limit", required_argument, NULL, O_RETRY},
         {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
-        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+        {"dataset", required_argument, NULL, O_DATASET}, {"keep-original", no_argument, NULL, O_KEEP_ORIGINAL},
+        {"pipeline", required_argument, NULL, O_PIPELINE}, {NULL, 0, NULL, 0}};
     const char *cmd = "consume";
     const char *topics[64];
     lp_consume_opts o = {.topics = topics, .index_pattern = "logs-access-%Y.%m.%d",
@@ -110,6 +117,7 @@ int cmd_consume(int argc, char **argv)
     cli_conn conn = {.need_es = 1};
     uint64_t v;
     int c, fmt, rc = LP_EXIT_USAGE;
+    lp_error perr;
     cli_kafka_password(&o.kafka_props);
     while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
         switch (c) {
@@ -149,6 +157,9 @@ int cmd_consume(int argc, char **argv)
         case O_QUIET: o.progress = 0; break;
         case 'v': o.verbose = 1; lp_tls_set_verbose(1); break;
         case 'X': if (cli_kafka_property(cmd, &o.kafka_props, optarg)) goto out; break;
+        case O_DATASET: o.parse.dataset = optarg; break;
+        case O_KEEP_ORIGINAL: o.parse.keep_original = 1; break;
+        case O_PIPELINE: o.es.pipeline = optarg; break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: cli_bad_option(cmd, argv); goto out;
         }
@@ -156,6 +167,7 @@ int cmd_consume(int argc, char **argv)
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
     if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }
+    if (o.es.pipeline && lp_es_check_pipeline_name(o.es.pipeline, &perr)) { rc = cli_report(cmd, &perr); goto out; }
     if ((rc = cli_conn_resolve(cmd, &conn, &o.kafka_props)))
         goto out;
     o.brokers = conn.r_brokers;

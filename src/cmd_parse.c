@@ -34,6 +34,8 @@ static void usage(FILE *out)
             "  -z, --timezone TZ    zone of the seed format's zone-less times: UTC (default),\n"
             "                       an offset such as +05:30, or a name such as Europe/Paris\n"
             "  -r, --rejects FILE   where rejected lines go (default: stderr)\n"
+            "      --dataset NAME   event.dataset of every document (default access)\n"
+            "      --keep-original  keep each raw line in event.original (off by default)\n"
             "  -h, --help           this help\n\n"
             "Exit status: 0 when all input was read (whatever was rejected), 1 on I/O\n"
             "errors, 2 on usage errors.\n");
@@ -64,8 +66,9 @@ int cmd_parse(int argc, char **argv)
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},   {"timezone", required_argument, NULL, 'z'},
         {"rejects", required_argument, NULL, 'r'},  {"help", no_argument, NULL, 'h'},
+        {"dataset", required_argument, NULL, 'D'},  {"keep-original", no_argument, NULL, 'O'},
         {NULL, 0, NULL, 0}};
-    lp_parse_opts opts = {LP_FORMAT_AUTO, NULL};
+    lp_parse_opts opts = {.format = LP_FORMAT_AUTO};
     const char *rejects_path = NULL;
     int c, fmt;
     while ((c = getopt_long(argc, argv, "f:z:r:h", longopts, NULL)) != -1) {
@@ -77,6 +80,8 @@ int cmd_parse(int argc, char **argv)
             break;
         case 'z': opts.timezone = optarg; break;
         case 'r': rejects_path = optarg; break;
+        case 'D': opts.dataset = optarg; break;
+        case 'O': opts.keep_original = 1; break;
         case 'h': usage(stdout); return 0;
         default: return cli_bad_option("parse", argv);
         }

@@ -174,7 +174,7 @@ int lp_consume_check_prerequisites(rd_kafka_t *rk, lp_es *es, const lp_consume_o
 {
     /* Elasticsearch first: nothing is created (the dead-letter topic) unless
      * everything else is in place. */
-    if (check_elasticsearch(es, o, e) || check_group(rk, o, e))
+    if (check_elasticsearch(es, o, e) || lp_es_check_pipeline(es, e) || check_group(rk, o, e))
         return -1;
     lp_buf name = LP_BUF_INIT;
     int rc = 0;

@@ -13,6 +13,7 @@
  * an item refused for a reason that is not the document's) are fatal and
  * reported to the caller, who stops without committing.
  */
+#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -183,6 +184,11 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
      * full response is ~400 bytes per item (2 MB for 5,000 documents) to
      * buffer and parse; this is ~25. */
     lp_buf_printf(&u, "%s/_bulk?filter_path=errors,items.*.status,items.*.error", es->url);
+    if (opts->pipeline) {
+        char *escaped = curl_easy_escape(NULL, opts->pipeline, 0);
+        lp_buf_printf(&u, "&pipeline=%s", escaped);
+        curl_free(escaped);
+    }
     es->bulk_url = lp_xstrdup(lp_buf_cstr(&u));
     lp_buf_free(&u);
     es->opts.url = es->url;
@@ -191,6 +197,7 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
     es->opts.username = dup_or_null(opts->username);
     es->opts.password = dup_or_null(opts->password);
     es->opts.api_key = NULL;
+    es->opts.pipeline = dup_or_null(opts->pipeline);
     if (opts->api_key) {
         lp_buf h = LP_BUF_INIT;
         lp_buf_printf(&h, "Authorization: ApiKey %s", opts->api_key);
@@ -233,6 +240,7 @@ void lp_es_free(lp_es *es)
     free(es->bulk_url);
     free((char *)es->opts.ca_file);
     free((char *)es->opts.ca_pem);
+    free((char *)es->opts.pipeline);
     lp_wipe_free((char *)es->opts.username);
     lp_wipe_free((char *)es->opts.password);
     lp_wipe_free(es->api_key_header);
@@ -416,6 +424,50 @@ int lp_es_check_privileges(lp_es *es, const char *const *cluster, const char *in
         json_decref(root);
     } /* anything else: security is not enabled, so no privilege can be missing */
     lp_buf_free(&r.body.buf);
+    return rc;
+}
+
+int lp_es_check_pipeline_name(const char *name, lp_error *e)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 255)
+        return lp_fail(e, LP_EXIT_USAGE, "--pipeline: a pipeline name is 1 to 255 characters, not %zu", n);
+    if (!strcmp(name, "_none"))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!(isalnum(c) || c == '.' || c == '_' || c == '-' || c == '@' || c == ':'))
+            return lp_fail(e, LP_EXIT_USAGE,
+                           "--pipeline: \"%.100s\" has a character not allowed in a pipeline name at byte %zu "
+                           "(allowed: letters, digits, '.', '_', '-', '@', ':')", name, i + 1);
+    }
+    return 0;
+}
+
+int lp_es_check_pipeline(lp_es *es, lp_error *e)
+{
+    const char *name = es->opts.pipeline;
+    if (!name || !strcmp(name, "_none"))
+        return 0;
+    lp_buf path = LP_BUF_INIT;
+    char *escaped = curl_easy_escape(NULL, name, 0);
+    lp_buf_printf(&path, "/_ingest/pipeline/%s?filter_path=*.description", escaped);
+    curl_free(escaped);
+    reply r = {0};
+    request(es, "GET", lp_buf_cstr(&path), NULL, 10000, &r);
+    int rc = 0;
+    if (r.code != CURLE_OK)
+        rc = transport_error(es, &r, e);
+    else if (r.status == 401)
+        rc = auth_error(es, r.status, e);
+    else if (r.status == 404)
+        rc = lp_fail(e, LP_EXIT_USAGE, "--pipeline: Elasticsearch at %s (--es) has no ingest pipeline \"%s\" "
+                     "(create it with PUT _ingest/pipeline/%s)", es->url, name, name);
+    else if (r.status != 200 && r.status != 403) /* 403: may not read pipelines; the bulk will tell */
+        rc = lp_fail(e, LP_EXIT_ES, "--pipeline: checking ingest pipeline \"%s\" failed (HTTP %ld): %.300s", name,
+                     r.status, r.body.buf.data ? lp_buf_cstr(&r.body.buf) : "");
+    lp_buf_free(&r.body.buf);
+    lp_buf_free(&path);
     return rc;
 }
 

@@ -43,6 +43,10 @@ typedef struct lp_es_opts {
     const char *api_key;  /* "Authorization: ApiKey <api_key>" */
     const char *username; /* basic auth */
     const char *password;
+    /* --pipeline: the ingest pipeline every _bulk names (NULL: none, so the
+     * index's default_pipeline, if any, applies). Checked by
+     * lp_es_check_pipeline_name. */
+    const char *pipeline;
 } lp_es_opts;
 
 typedef struct lp_es lp_es;
@@ -66,6 +70,19 @@ int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e);
  * security feature (nothing to lack) passes. */
 int lp_es_check_privileges(lp_es *es, const char *const *cluster, const char *index_pattern,
                            const char *const *index_privs, lp_error *e);
+
+/* An ingest pipeline name logpipe accepts: 1 to 255 of letters, digits,
+ * '.', '_', '-', '@' and ':' (Elastic's own names: logs@default-pipeline,
+ * logs-nginx.access@custom), or "_none" (Elasticsearch's word for "not
+ * even the index's default pipeline"). Fails with LP_EXIT_USAGE naming
+ * --pipeline and the first character refused. */
+int lp_es_check_pipeline_name(const char *name, lp_error *e);
+
+/* GET _ingest/pipeline/<name> for opts.pipeline, so a missing pipeline stops
+ * the run before anything is consumed: fails with LP_EXIT_USAGE naming it.
+ * Without read_pipeline (HTTP 403) it passes: the first bulk then stops
+ * the run instead, committing nothing. No pipeline or "_none" passes. */
+int lp_es_check_pipeline(lp_es *es, lp_error *e);
 
 /* PUT _index_template/<name> with the mappings from docs/schema.md, for
  * indices matching index_pattern (e.g. "logs-access-*"). Blocking. */

@@ -36,12 +36,23 @@ typedef struct lp_parse_opts {
     /* Zone for the seed format's zone-less times: "UTC", "+05:30", "-0800",
      * or an IANA name such as "Europe/Paris". NULL means UTC. */
     const char *timezone;
+    /* event.dataset (--dataset): NULL means LP_DATASET_DEFAULT. Elastic's
+     * data stream naming logs-<dataset>-<namespace>: lower case letters,
+     * digits, '_' and '.', at most 100 bytes (lp_parser_new checks). */
+    const char *dataset;
+    /* --keep-original: the whole line in event.original. */
+    int keep_original;
 } lp_parse_opts;
+
+/* The ECS version every document declares in ecs.version: the one whose
+ * field definitions docs/schema.md was checked against. */
+#define LP_ECS_VERSION "8.11.0"
+#define LP_DATASET_DEFAULT "access"
 
 typedef struct lp_parser lp_parser;
 
-/* Returns NULL and fills e (code LP_EXIT_USAGE, naming --timezone) when the
- * options are invalid. */
+/* Returns NULL and fills e (code LP_EXIT_USAGE, naming --timezone or
+ * --dataset) when the options are invalid. */
 lp_parser *lp_parser_new(const lp_parse_opts *opts, lp_error *e);
 void lp_parser_free(lp_parser *p);
 

@@ -34,6 +34,11 @@ struct lp_parser {
     int32_t offset;        /* seconds east of UTC */
     int64_t cached_key;    /* local quarter hour of the cached offset */
     int32_t cached_offset;
+    int keep_original;
+    /* ,"ecs":{..},"event":{"dataset":".." without the event's closing
+     * brace, formatted once: the constant fields cost one append a line. */
+    char constant[160];
+    size_t constant_len;
 };
 
 static const char *const format_names[] = {"auto", "seed", "combined", "common", "vhost_combined"};
@@ -135,6 +140,36 @@ static int32_t iana_offset(void *ctx, int64_t local)
     return offset;
 }
 
+/* Elastic's rule for the dataset part of a data stream's name (lower
+ * case, no '-', which separates the parts), kept to the characters that
+ * need no escaping anywhere. */
+static int is_dataset_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 100)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.'))
+            return 0;
+    return 1;
+}
+
+static int set_constant_fields(lp_parser *p, const lp_parse_opts *opts, lp_error *e)
+{
+    const char *dataset = opts->dataset ? opts->dataset : LP_DATASET_DEFAULT;
+    if (!is_dataset_name(dataset))
+        return lp_fail(e, LP_EXIT_USAGE,
+                       "--dataset: \"%.100s\" is not a dataset name: 1 to 100 lower case letters, digits, "
+                       "'_' or '.' (the <dataset> of logs-<dataset>-<namespace>)", dataset);
+#define CONSTANT_PREFIX ",\"ecs\":{\"version\":\"" LP_ECS_VERSION "\"},\"event\":{\"dataset\":\""
+    _Static_assert(sizeof CONSTANT_PREFIX + 100 + 1 <= sizeof p->constant, "room for a 100-byte dataset");
+    int n = snprintf(p->constant, sizeof p->constant, CONSTANT_PREFIX "%s\"", dataset);
+#undef CONSTANT_PREFIX
+    p->constant_len = (size_t)n;
+    p->keep_original = opts->keep_original;
+    return 0;
+}
+
 lp_parser *lp_parser_new(const lp_parse_opts *opts, lp_error *e)
 {
     lp_parser *p = lp_xcalloc(1, sizeof *p);
@@ -142,6 +177,10 @@ lp_parser *lp_parser_new(const lp_parse_opts *opts, lp_error *e)
     p->format = opts->format;
     p->fixed_zone = 1;
     p->cached_key = INT64_MIN;
+    if (set_constant_fields(p, opts, e) != 0) {
+        free(p);
+        return NULL;
+    }
     if (!tz || !strcmp(tz, "UTC") || !strcmp(tz, "Z") || !strcmp(tz, "utc")) {
         p->offset = 0;
     } else if (parse_fixed_offset(tz, &p->offset) == 0) {
@@ -429,6 +468,19 @@ static void put_url(lp_buf *b, const lp_access_line *a)
     lp_buf_putc(b, '}');
 }
 
+/* ecs.version, event.dataset and, when kept, event.original: the whole
+ * line, escaped as any other field (so its invalid UTF-8 becomes U+FFFD). */
+static void put_constant_fields(lp_buf *b, const lp_parser *p, const char *line, size_t len)
+{
+    lp_buf_append(b, p->constant, p->constant_len);
+    if (p->keep_original) {
+        lp_buf_puts_lit(b, ",\"original\":");
+        lp_json_str(b, line, len);
+    }
+    lp_buf_puts_lit(b, "}}");
+}
+
+/* Leaves the object open: put_constant_fields closes it. */
 static void put_document(lp_buf *b, const lp_access_line *a, int host_kind, const lp_vhost *vhost,
                          int64_t ts)
 {
@@ -449,7 +501,6 @@ static void put_document(lp_buf *b, const lp_access_line *a, int host_kind, cons
         put_log_string(b, a->agent);
         lp_buf_putc(b, '}');
     }
-    lp_buf_putc(b, '}');
 }
 
 static int32_t fixed_offset(void *ctx, int64_t local)
@@ -490,5 +541,6 @@ int lp_parse_line(lp_parser *p, const char *line, size_t len, lp_buf *out, lp_pa
     if (why)
         return -1;
     put_document(out, &a, host_kind, &vhost, res->timestamp);
+    put_constant_fields(out, p, line, len);
     return 0;
 }

@@ -136,6 +136,7 @@ def test_incomplete_requests_and_vhost_lines_become_documents(logpipe_bin, kafka
     doc = {h["_source"]["kafka"]["offset"]: h["_source"] for h in hits}
     for d in doc.values():
         del d["kafka"]
+        assert d.pop("ecs") == {"version": "8.11.0"} and d.pop("event") == {"dataset": "access"}
 
     assert doc[0] == {"@timestamp": "2016-12-26T14:16:48Z", "source": {"ip": "::1"},
                       "http": {"response": {"status_code": 408}}}

@@ -27,7 +27,7 @@ int main(void)
     CHECK(!strncmp(strstr(a.data, "["), "[Jan 21 2026, 22:23:40] \"", 25));
 
     /* Every line of every format parses as that format; the mix is realistic. */
-    lp_parse_opts po = {LP_FORMAT_AUTO, NULL};
+    lp_parse_opts po = {.format = LP_FORMAT_AUTO};
     lp_error e;
     lp_parser *p = lp_parser_new(&po, &e);
     lp_format formats[] = {LP_FORMAT_SEED, LP_FORMAT_COMBINED, LP_FORMAT_COMMON, LP_FORMAT_VHOST_COMBINED};
