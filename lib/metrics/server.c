@@ -38,7 +38,8 @@ static int split(const char *hostport, char *host, size_t hostlen, char *port, s
 {
     const char *colon;
     size_t hl;
-    if (hostport[0] == '[') {
+    int bracketed = hostport[0] == '[';
+    if (bracketed) {
         const char *close = strchr(hostport, ']');
         if (!close || close[1] != ':')
             return -1;
@@ -58,6 +59,11 @@ static int split(const char *hostport, char *host, size_t hostlen, char *port, s
         return -1;
     memcpy(host, hostport, hl);
     host[hl] = '\0';
+    /* A name or an address, nothing getaddrinfo would read as a wildcard
+     * ("*"): every interface is said with 0.0.0.0 or [::]. */
+    if (strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:%") != hl ||
+        (strchr(host, ':') && !bracketed))
+        return -1;
     memcpy(port, p, pl + 1);
     return 0;
 }

@@ -12,7 +12,7 @@ static void listen_checks(void)
     CHECK_INT(lp_metrics_check_listen("[::1]:0", &e), 0);
     CHECK_INT(lp_metrics_check_listen("localhost:65535", &e), 0);
     const char *bad[] = {":9464", "9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-                         "127.0.0.1:12a", "::1:9464", "[::1]9464", "[]:1", ""};
+                         "127.0.0.1:12a", "::1:9464", "[::1]9464", "[]:1", "", "*:9464", "a b:1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK_INT(lp_metrics_check_listen(bad[i], &e), -1);
         CHECK_INT(e.code, LP_EXIT_USAGE);
