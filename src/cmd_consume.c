@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/log.h"
 #include "consume/consume.h"
 #include "tls/tls.h"
 
@@ -178,7 +179,7 @@ int cmd_consume(int argc, char **argv)
     lp_buf summary = LP_BUF_INIT;
     rc = lp_consume_run(&o, &res, &summary);
     if (rc)
-        fprintf(stderr, "logpipe consume: %s\n", res.message[0] ? res.message : "failed");
+        lp_log(LP_LOG_ERROR, cmd, rc, "%s", res.message[0] ? res.message : "failed");
     printf("%s\n", lp_buf_cstr(&summary));
     fflush(stdout);
     lp_buf_free(&summary);

@@ -21,6 +21,7 @@ from conftest import es_count
 from faultproxy import FaultProxy, Faults
 from helpers import START, high_watermarks, read_topic, run
 from prometheus_client.parser import text_string_to_metric_families
+from test_log_format import json_lines
 
 
 class Live:
@@ -86,7 +87,7 @@ def test_consume_metrics_match_elasticsearch_and_health_follows_it(logpipe_bin, 
     faults = Faults()
     with FaultProxy(es, faults) as proxy:
         live = Live(logpipe_bin, "consume", "-b", kafka, "-t", topic, "-g", f"g-{unique}", "-e", proxy.url,
-                    "-i", unique, "--flush-ms", "200", "--unhealthy-after", "2")
+                    "-i", unique, "--flush-ms", "200", "--unhealthy-after", "2", "--log-format", "json", "-v")
         m = wait_for(lambda: (s := live.scrape()) and settled(s, 400) and s, 90, live)
         rejected = int(m["logpipe_rejected_messages_total"])
         assert 0 < rejected < 400
@@ -114,6 +115,8 @@ def test_consume_metrics_match_elasticsearch_and_health_follows_it(logpipe_bin, 
         assert live.health()[0] == 200
         code, out = live.stop()
     assert code == 0, "".join(live.err)[-3000:]
+    logged = json_lines("".join(live.err))  # every line of the run's log is a JSON object
+    assert any("assigned 3 partition(s)" in o["message"] for o in logged)
     summary = json.loads(out.strip().splitlines()[-1])
     for key, name in [("consumed", "logpipe_consumed_messages_total"), ("indexed", "logpipe_indexed_documents_total"),
                       ("rejected", "logpipe_rejected_messages_total"), ("retries", "logpipe_retries_total"),
