@@ -140,7 +140,7 @@ void lp_metrics_read_kafka_stats(const char *json, size_t len)
         json_t *state = json_object_get(v, "state");
         up |= json_is_string(state) && !strcmp(json_string_value(state), "UP");
     }
-    static lag_entry fresh[MAX_LAGS];
+    static lag_entry fresh[MAX_LAGS]; /* only the polling thread gets here */
     size_t n = 0;
     int consumer = !strcmp(watched_type, "consumer");
     if (consumer)
@@ -201,22 +201,23 @@ static long resident_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
+/* Each counter belongs to one command: a scrape shows only its own. */
 static const struct {
     lp_counter c;
-    const char *name, *help;
+    const char *command, *name, *help;
 } counters[] = {
-    {LP_C_CONSUMED, "logpipe_consumed_messages_total", "Messages taken from Kafka (re-reads included)."},
-    {LP_C_CONSUMED_BYTES, "logpipe_consumed_bytes_total", "Bytes of the consumed messages' keys and values."},
-    {LP_C_INDEXED, "logpipe_indexed_documents_total", "Documents Elasticsearch acknowledged."},
-    {LP_C_REJECTED, "logpipe_rejected_messages_total", "Messages that did not parse (dead-lettered)."},
-    {LP_C_REFUSED, "logpipe_refused_documents_total", "Documents Elasticsearch refused for their own fault (dead-lettered)."},
-    {LP_C_DEAD_LETTERED, "logpipe_dead_lettered_messages_total", "Dead letters committed to the dead-letter topic."},
-    {LP_C_RETRIES, "logpipe_retries_total", "Elasticsearch requests and items sent again after 429/5xx or a failure."},
-    {LP_C_ES_BYTES, "logpipe_bulk_sent_bytes_total", "Bytes of _bulk request bodies sent (after gzip)."},
-    {LP_C_PRODUCED, "logpipe_produced_messages_total", "Messages handed to the Kafka producer."},
-    {LP_C_PRODUCED_BYTES, "logpipe_produced_bytes_total", "Bytes of the produced messages' keys and values."},
-    {LP_C_DELIVERED, "logpipe_delivered_messages_total", "Produced messages the brokers acknowledged."},
-    {LP_C_DELIVERY_FAILED, "logpipe_delivery_failures_total", "Produced messages whose delivery failed."},
+    {LP_C_CONSUMED, "consume", "logpipe_consumed_messages_total", "Messages taken from Kafka (re-reads included)."},
+    {LP_C_CONSUMED_BYTES, "consume", "logpipe_consumed_bytes_total", "Bytes of the consumed messages' keys and values."},
+    {LP_C_INDEXED, "consume", "logpipe_indexed_documents_total", "Documents Elasticsearch acknowledged."},
+    {LP_C_REJECTED, "consume", "logpipe_rejected_messages_total", "Messages that did not parse (dead-lettered)."},
+    {LP_C_REFUSED, "consume", "logpipe_refused_documents_total", "Documents Elasticsearch refused for their own fault (dead-lettered)."},
+    {LP_C_DEAD_LETTERED, "consume", "logpipe_dead_lettered_messages_total", "Dead letters committed to the dead-letter topic."},
+    {LP_C_RETRIES, "consume", "logpipe_retries_total", "Elasticsearch requests and items sent again after 429/5xx or a failure."},
+    {LP_C_ES_BYTES, "consume", "logpipe_bulk_sent_bytes_total", "Bytes of _bulk request bodies sent (after gzip)."},
+    {LP_C_PRODUCED, "produce", "logpipe_produced_messages_total", "Messages handed to the Kafka producer."},
+    {LP_C_PRODUCED_BYTES, "produce", "logpipe_produced_bytes_total", "Bytes of the produced messages' keys and values."},
+    {LP_C_DELIVERED, "produce", "logpipe_delivered_messages_total", "Produced messages the brokers acknowledged."},
+    {LP_C_DELIVERY_FAILED, "produce", "logpipe_delivery_failures_total", "Produced messages whose delivery failed."},
 };
 
 static void render_lags(lp_buf *out)
@@ -250,10 +251,13 @@ static void render_histogram(lp_buf *out)
                   (double)atomic_load(&bulk_micros) / 1e6, (unsigned long long)cum);
 }
 
-void lp_metrics_render(lp_buf *out)
+void lp_metrics_render(const char *command, lp_buf *out)
 {
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
-        one(out, counters[i].name, "counter", counters[i].help, counter(counters[i].c));
+        if (!strcmp(counters[i].command, command))
+            one(out, counters[i].name, "counter", counters[i].help, counter(counters[i].c));
+    if (strcmp(command, "consume"))
+        goto process;
     family(out, "logpipe_bulk_requests_total", "counter",
            "_bulk requests by outcome: ok (every item final), partial (items to retry), error (no usable answer).");
     lp_buf_printf(out, "logpipe_bulk_requests_total{outcome=\"ok\"} %llu\n", (unsigned long long)counter(LP_C_BULK_OK));
@@ -269,6 +273,7 @@ void lp_metrics_render(lp_buf *out)
     one(out, "logpipe_partitions_paused", "gauge", "Assigned partitions paused while every batch is in flight.",
         (unsigned long long)gauge(LP_G_PAUSED));
     render_lags(out);
+process:
     one(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
         (unsigned long long)resident_bytes());
     family(out, "logpipe_build_info", "gauge", "logpipe's version and its libraries'.");
@@ -279,14 +284,13 @@ void lp_metrics_render(lp_buf *out)
 
 /* ---- health ------------------------------------------------------------------- */
 
-/* What "progress" is for the command, and how much waits for it. */
-static void progress_and_backlog(const char *command, uint64_t *progress, int64_t *backlog)
+/* Progress (consume: messages consumed and documents indexed) and what
+ * waits for it (the lag). Not for produce: its delivery reports are served
+ * between input lines, so a producer waiting on a quiet stdin would look
+ * stalled; a producer that cannot deliver fails its messages after
+ * message.timeout.ms, and a broker that is away shows in its statistics. */
+static void progress_and_backlog(uint64_t *progress, int64_t *backlog)
 {
-    if (!strcmp(command, "produce")) {
-        *progress = counter(LP_C_DELIVERED) + counter(LP_C_DELIVERY_FAILED);
-        *backlog = (int64_t)(counter(LP_C_PRODUCED) - *progress);
-        return;
-    }
     *progress = counter(LP_C_CONSUMED) + counter(LP_C_INDEXED);
     *backlog = 0;
     pthread_mutex_lock(&table_lock);
@@ -314,9 +318,10 @@ int lp_metrics_health(const char *command, double unhealthy_after_s, lp_buf *rea
         lp_buf_printf(reason, "Kafka unreachable for %.0f s: no broker connection is up", (double)(now - kafka) / 1000);
         return 503;
     }
-    uint64_t progress;
-    int64_t backlog;
-    progress_and_backlog(command, &progress, &backlog);
+    uint64_t progress = 0;
+    int64_t backlog = 0;
+    if (strcmp(command, "produce"))
+        progress_and_backlog(&progress, &backlog);
     pthread_mutex_lock(&seen_lock);
     if (progress != last_progress || !last_moved_ms || backlog <= 0) {
         last_progress = progress;
@@ -329,7 +334,7 @@ int lp_metrics_health(const char *command, double unhealthy_after_s, lp_buf *rea
                       (long long)backlog);
         return 503;
     }
-    lp_buf_printf(reason, "%s", backlog > 0 ? "ok: making progress" : "ok: caught up");
+    lp_buf_printf(reason, "%s", !strcmp(command, "produce") ? "ok" : backlog > 0 ? "ok: making progress" : "ok: caught up");
     return 200;
 }
 

@@ -107,9 +107,10 @@ lp_metrics_server *lp_metrics_start(const char *hostport, const char *command, d
 void lp_metrics_stop(lp_metrics_server *s);
 
 /* The Prometheus text and the health verdict, as the server answers them
- * (exposed for the unit test). lp_metrics_health returns the HTTP status
- * and writes the reason ("ok" when 200). */
-void lp_metrics_render(lp_buf *out);
+ * for command (exposed for the unit test): the text holds that command's
+ * metrics only. lp_metrics_health returns the HTTP status and writes the
+ * reason ("ok: ..." when 200). */
+void lp_metrics_render(const char *command, lp_buf *out);
 int lp_metrics_health(const char *command, double unhealthy_after_s, lp_buf *reason);
 
 /* libmicrohttpd's version, for --version. */

@@ -145,7 +145,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", &body);
     }
     if (!strcmp(url, "/metrics")) {
-        lp_metrics_render(&body);
+        lp_metrics_render(s->command, &body);
         return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &body);
     }
     if (!strcmp(url, "/healthz")) {

@@ -45,7 +45,7 @@ static void stats_and_render(void)
     lp_metrics_observe_bulk(0.02);
     lp_metrics_observe_bulk(100);
     lp_buf out = LP_BUF_INIT;
-    lp_metrics_render(&out);
+    lp_metrics_render("consume", &out);
     const char *text = lp_buf_cstr(&out);
     CHECK(strstr(text, "logpipe_consumed_messages_total 7\n") != NULL);
     CHECK(strstr(text, "logpipe_partition_lag{topic=\"lo\\\"gs\",partition=\"0\"} 30\n") != NULL);
@@ -55,6 +55,12 @@ static void stats_and_render(void)
     CHECK(strstr(text, "logpipe_bulk_duration_seconds_bucket{le=\"60\"} 1\n") != NULL);
     CHECK(strstr(text, "logpipe_bulk_duration_seconds_bucket{le=\"+Inf\"} 2\n") != NULL);
     CHECK(strstr(text, "logpipe_bulk_duration_seconds_count 2\n") != NULL);
+    CHECK(strstr(text, "logpipe_delivered_messages_total") == NULL);
+    lp_buf_reset(&out);
+    lp_metrics_render("produce", &out);
+    CHECK(strstr(lp_buf_cstr(&out), "logpipe_delivered_messages_total 0\n") != NULL);
+    CHECK(strstr(lp_buf_cstr(&out), "logpipe_consumed") == NULL);
+    CHECK(strstr(lp_buf_cstr(&out), "process_resident_memory_bytes") != NULL);
     lp_buf_free(&out);
 
     /* a lag and fresh progress: healthy; Elasticsearch failing past the
