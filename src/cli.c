@@ -4,6 +4,7 @@
  * exactly which setting stopped the run.
  */
 #include "cli.h"
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "elasticsearch/es.h"
 #include "secrets/secrets.h"
@@ -21,17 +22,17 @@
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "logpipe %s: ", cmd);
+    char msg[2048];
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(see 'logpipe %s --help')\n", cmd);
+    lp_log(LP_LOG_ERROR, cmd, LP_EXIT_USAGE, "%s\n(see 'logpipe %s --help')", msg, cmd);
     return LP_EXIT_USAGE;
 }
 
 int cli_report(const char *cmd, const lp_error *e)
 {
-    fprintf(stderr, "logpipe %s: %s\n", cmd, e->msg);
+    lp_log(LP_LOG_ERROR, cmd, e->code ? e->code : LP_EXIT_IO, "%s", e->msg);
     return e->code ? e->code : LP_EXIT_IO;
 }
 

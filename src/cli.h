@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "kafka/kafka.h"
+#include "metrics/metrics.h"
 
 int cmd_generate(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
@@ -66,6 +67,12 @@ void cli_conn_free(cli_conn *c);
  * is not a credential, or a secret key (sasl.password, ...) is given a
  * literal; the error names the key, never the value. */
 int cli_add_property(lp_kafka_props *props, const char *kv, lp_error *e);
+
+/* --metrics-listen and --unhealthy-after (cli_metrics.c): their --help
+ * lines, and the server started (nothing when listen is NULL). Returns 0,
+ * or prints the error and returns its exit code (2: the flag is named). */
+extern const char cli_metrics_help[];
+int cli_metrics_start(const char *cmd, const char *listen, double unhealthy_after_s, lp_metrics_server **out);
 
 /* getopt_long's unknown-option and missing-argument cases, uniformly. */
 int cli_bad_option(const char *cmd, char **argv);

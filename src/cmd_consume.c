@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/log.h"
 #include "consume/consume.h"
 #include "tls/tls.h"
 
@@ -66,6 +67,7 @@ static void usage(FILE *out)
             "  -X key=value               any librdkafka property (repeatable; wins over the above).\n"
             "                             Secrets (sasl.password, ssl.key.password, ...) only by\n"
             "                             reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
+            "%s"
             "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
             "  -v, --verbose              log assignments, revocations and Kafka errors, and which\n"
             "                             CA certificates TLS trusts (the system's store)\n"
@@ -74,7 +76,8 @@ static void usage(FILE *out)
             "any stop it finishes in-flight bulks, commits and leaves the group, then prints one\n"
             "JSON summary line on stdout.\n"
             "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 4 Elasticsearch, 5 partial (some\n"
-            "messages not acknowledged: they were not committed and will be consumed again).\n");
+            "messages not acknowledged: they were not committed and will be consumed again).\n",
+            cli_metrics_help);
 }
 
 static void add_topics(const char **topics, size_t *n, char *arg)
@@ -88,7 +91,7 @@ int cmd_consume(int argc, char **argv)
 {
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
            O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS,
-           O_RETRY,
+           O_RETRY, O_METRICS, O_UNHEALTHY,
            O_DATASET, O_KEEP_ORIGINAL, O_PIPELINE };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
@@ -104,6 +107,8 @@ int cmd_consume(int argc, char **argv)
         {"es-insecure", no_argument, NULL, O_INSECURE}, {"es-user", required_argument, NULL, O_USER},
         {"es-api-key", required_argument, NULL, O_APIKEY}, {"es-password", required_argument, NULL, O_PASSWORD},
         {"secrets", required_argument, NULL, O_SECRETS}, {"retry-limit", required_argument, NULL, O_RETRY},
+        {"metrics-listen", required_argument, NULL, O_METRICS},
+        {"unhealthy-after", required_argument, NULL, O_UNHEALTHY},
         {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"dataset", required_argument, NULL, O_DATASET}, {"keep-original", no_argument, NULL, O_KEEP_ORIGINAL},
@@ -115,6 +120,9 @@ int cmd_consume(int argc, char **argv)
                          .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
                          .connect_timeout_s = 10, .install_template = 1, .progress = -1};
     cli_conn conn = {.need_es = 1};
+    const char *metrics_listen = NULL;
+    double unhealthy_after = 60;
+    lp_metrics_server *metrics = NULL;
     uint64_t v;
     int c, fmt, rc = LP_EXIT_USAGE;
     lp_error perr;
@@ -153,6 +161,8 @@ int cmd_consume(int argc, char **argv)
         case O_APIKEY: conn.es_api_key = optarg; break;
         case O_PASSWORD: conn.es_password = optarg; break;
         case O_SECRETS: conn.secrets = optarg; break;
+        case O_METRICS: metrics_listen = optarg; break;
+        case O_UNHEALTHY: if (cli_parse_double(cmd, "--unhealthy-after", optarg, 0.1, 86400, &unhealthy_after)) goto out; break;
         case O_PROGRESS: o.progress = 1; break;
         case O_QUIET: o.progress = 0; break;
         case 'v': o.verbose = 1; lp_tls_set_verbose(1); break;
@@ -168,7 +178,8 @@ int cmd_consume(int argc, char **argv)
     if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
     if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }
     if (o.es.pipeline && lp_es_check_pipeline_name(o.es.pipeline, &perr)) { rc = cli_report(cmd, &perr); goto out; }
-    if ((rc = cli_conn_resolve(cmd, &conn, &o.kafka_props)))
+    if ((rc = cli_metrics_start(cmd, metrics_listen, unhealthy_after, &metrics)) ||
+        (rc = cli_conn_resolve(cmd, &conn, &o.kafka_props)))
         goto out;
     o.brokers = conn.r_brokers;
     o.es.url = conn.r_es_url;
@@ -180,11 +191,12 @@ int cmd_consume(int argc, char **argv)
     lp_buf summary = LP_BUF_INIT;
     rc = lp_consume_run(&o, &res, &summary);
     if (rc)
-        fprintf(stderr, "logpipe consume: %s\n", res.message[0] ? res.message : "failed");
+        lp_log(LP_LOG_ERROR, cmd, rc, "%s", res.message[0] ? res.message : "failed");
     printf("%s\n", lp_buf_cstr(&summary));
     fflush(stdout);
     lp_buf_free(&summary);
 out:
+    lp_metrics_stop(metrics);
     cli_conn_free(&conn);
     lp_kafka_props_free(&o.kafka_props);
     return rc;

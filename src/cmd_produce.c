@@ -35,6 +35,7 @@ static void on_delivery(void *ctx, rd_kafka_resp_err_t err, void *opaque)
 {
     (void)opaque;
     counts *c = ctx;
+    lp_count(err ? LP_C_DELIVERY_FAILED : LP_C_DELIVERED, 1);
     if (err) {
         c->failed++;
         c->last_error = err;
@@ -76,14 +77,17 @@ static void usage(FILE *out)
             "  -X key=value             any librdkafka property (repeatable; wins over the above).\n"
             "                           Secrets (sasl.password, ssl.key.password, ssl.key.pem, ...)\n"
             "                           only by reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
+            "%s"
             "  -v, --verbose            say which CA certificates TLS trusts (the system's store)\n"
             "  -h, --help               this help\n\n"
             "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
-            "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n");
+            "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n",
+            cli_metrics_help);
 }
 
 typedef struct produce_opts {
-    const char *brokers, *topic, *input, *compression, *summary;
+    const char *brokers, *topic, *input, *compression, *summary, *metrics_listen;
+    double unhealthy_after;
     uint64_t count, rate, linger_ms, batch_size, connect_timeout;
     int key_ip, have_count;
     lp_gen_opts gen;
@@ -156,6 +160,7 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         {"batch-size", required_argument, NULL, 'B'}, {"connect-timeout", required_argument, NULL, 'T'},
         {"summary", required_argument, NULL, 'J'},  {"secrets", required_argument, NULL, 'E'},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+        {"metrics-listen", required_argument, NULL, 'M'}, {"unhealthy-after", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0}};
     int c, fmt;
     const char *cmd = "produce";
@@ -199,6 +204,8 @@ static int parse_args(int argc, char **argv, produce_opts *o)
             if (cli_kafka_property(cmd, &o->user_props, optarg))
                 return -1;
             break;
+        case 'M': o->metrics_listen = optarg; break;
+        case 'U': if (cli_parse_double(cmd, "--unhealthy-after", optarg, 0.1, 86400, &o->unhealthy_after)) return -1; break;
         case 'v': lp_tls_set_verbose(1); break;
         case 'h': usage(stdout); exit(0);
         default: cli_bad_option(cmd, argv); return -1;
@@ -264,7 +271,7 @@ static lp_producer *open_producer(const produce_opts *o, counts *c, lp_error *er
 int cmd_produce(int argc, char **argv)
 {
     produce_opts o = {.compression = "zstd", .count = 1000, .linger_ms = 20, .batch_size = 1000000,
-                      .connect_timeout = 10,
+                      .connect_timeout = 10, .unhealthy_after = 60,
                       .gen = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0, 0}};
     o.gen.seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
     cli_kafka_password(&o.user_props);
@@ -274,10 +281,17 @@ int cmd_produce(int argc, char **argv)
         cli_conn_free(&o.conn);
         return LP_EXIT_USAGE;
     }
+    lp_metrics_server *metrics = NULL;
+    if ((rc = cli_metrics_start("produce", o.metrics_listen, o.unhealthy_after, &metrics))) {
+        lp_kafka_props_free(&o.user_props);
+        cli_conn_free(&o.conn);
+        return rc;
+    }
     source src = {0};
     if (o.input) {
         src.in = strcmp(o.input, "-") ? fopen(o.input, "r") : stdin;
         if (!src.in) {
+            lp_metrics_stop(metrics);
             lp_kafka_props_free(&o.user_props);
             cli_conn_free(&o.conn);
             return cli_usage_error("produce", "--input: cannot open \"%s\": %s", o.input, strerror(errno));
@@ -315,6 +329,8 @@ int cmd_produce(int argc, char **argv)
             c.failed++;
             break;
         }
+        lp_count(LP_C_PRODUCED, 1);
+        lp_count(LP_C_PRODUCED_BYTES, klen + line.len);
         /* Delivery reports are served every 64 messages, and whenever the
          * local queue is full (lp_producer_send), not after each message. */
         if ((++c.sent & 63) == 0)
@@ -338,6 +354,7 @@ int cmd_produce(int argc, char **argv)
     lp_buf_free(&line);
     lp_producer_free(p);
 out:
+    lp_metrics_stop(metrics);
     if (src.gen)
         lp_gen_free(src.gen);
     if (src.in && src.in != stdin)

@@ -3,12 +3,14 @@
  * one parses its own options in cmd_<name>.c so that `logpipe <cmd> --help`
  * is owned by the code that implements the options it lists.
  */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "core/log.h"
 
 static const struct {
     const char *name;
@@ -31,8 +33,61 @@ static void usage(FILE *out)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'logpipe <command> --help' for the options of one command.\n"
+                 "Every command also takes:\n"
+                 "  --log-format text|json  log lines on stderr as text (default) or one JSON object\n"
+                 "                          a line (timestamp, level, command, message, fields)\n"
+                 "  --version               logpipe's version and its libraries'\n"
                  "Exit codes: 0 ok, 1 I/O error, 2 usage or configuration error,\n"
                  "3 Kafka error, 4 Elasticsearch error, 5 partial failure.\n");
+}
+
+/* logpipe's version and the libraries' it runs with (the bundle carries
+ * its own: these say which). */
+static void print_versions(void)
+{
+    const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+    printf("logpipe %s\nlibrdkafka %s\nlibcurl %s%s%s\nlibmicrohttpd %s\n", LOGPIPE_VERSION, rd_kafka_version_str(),
+           curl->version, curl->ssl_version ? " " : "", curl->ssl_version ? curl->ssl_version : "",
+           lp_metrics_server_version());
+}
+
+/* The options every subcommand takes, taken out of argv here so that each
+ * cmd_<name>.c's getopt never sees them: --version (prints, returns 0) and
+ * --log-format text|json (or --log-format=json). Stops at "--". Returns -1
+ * to go on with the subcommand, else the exit code. */
+static int common_options(const char *cmd, int *argc, char **argv)
+{
+    int kept = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i], *format = NULL;
+        if (!strcmp(a, "--")) {
+            while (i < *argc)
+                argv[kept++] = argv[i++];
+            break;
+        }
+        if (!strcmp(a, "--version")) {
+            print_versions();
+            return 0;
+        }
+        if (!strcmp(a, "--log-format")) {
+            if (i + 1 == *argc)
+                return cli_usage_error(cmd, "--log-format needs a value: text or json");
+            format = argv[++i];
+        } else if (!strncmp(a, "--log-format=", 13)) {
+            format = a + 13;
+        } else {
+            argv[kept++] = argv[i];
+            continue;
+        }
+        int json = lp_log_format_from_name(format);
+        if (json < 0)
+            return cli_usage_error(cmd, "--log-format: \"%s\" is not one of text, json", format);
+        if (json)
+            lp_log_use_json(cmd);
+    }
+    *argc = kept;
+    argv[kept] = NULL;
+    return -1;
 }
 
 /* The process holds the SASL password, the Elasticsearch API key and AWS
@@ -59,12 +114,14 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(name, "--version")) {
-        printf("logpipe %s\n", LOGPIPE_VERSION);
+        print_versions();
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(name, commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(name, commands[i].name)) {
+            int sub_argc = argc - 1, rc = common_options(name, &sub_argc, argv + 1);
+            return rc >= 0 ? rc : commands[i].run(sub_argc, argv + 1);
+        }
     fprintf(stderr, "logpipe: unknown command '%s'\n", name);
     usage(stderr);
     return 2;

@@ -35,6 +35,7 @@
 #include "consume/offsets.h"
 #include "consume/prerequisites.h"
 #include "core/json.h"
+#include "metrics/metrics.h"
 
 /* A message of a batch that goes to the dead-letter topic. Dead letters are
  * written only when their batch completes in sequence order, into the same
@@ -348,8 +349,10 @@ static void on_bulk_done(void *ctx, lp_bulk *bulk, void *opaque)
         const char *reason;
         if (lp_bulk_item_state(bulk, i, &status, &reason) == LP_ITEM_OK) {
             c->res->indexed++;
+            lp_count(LP_C_INDEXED, 1);
         } else if (!b->msgs[b->item_msg[i]].revoked) { /* else its new owner dead-letters it */
             c->res->refused++;
+            lp_count(LP_C_REFUSED, 1);
             note_reject(b, b->item_msg[i], "index", reason);
         }
     }
@@ -449,6 +452,8 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
     size_t mi = hold(b, m, topic);
     lp_offsets_track(c->offsets, topic, m->partition, m->offset, b->seq);
     c->res->consumed++;
+    lp_count(LP_C_CONSUMED, 1);
+    lp_count(LP_C_CONSUMED_BYTES, m->key_len + m->len);
     c->taken++;
 
     /* _id from the message's coordinates: a replay overwrites. */
@@ -470,6 +475,7 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
         lp_bulk_end(b->bulk, 0);
         b->rejected_bytes += m->key_len + m->len;
         c->res->rejected++;
+        lp_count(LP_C_REJECTED, 1);
         note_reject(b, mi, "parse", pr.reject_reason);
         return;
     }
@@ -582,6 +588,7 @@ static int try_commit(consumer *c)
     c->txn_open = 0;
     c->renewals = c->doomed_in_a_row = 0;
     c->res->dead_lettered += c->txn_dead_letters;
+    lp_count(LP_C_DEAD_LETTERED, c->txn_dead_letters);
     c->txn_dead_letters = 0;
     c->committed_msgs += c->txn_msgs;
     c->txn_msgs = 0;
@@ -1077,6 +1084,7 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    lp_metrics_watch_kafka(conf);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!rk) {
@@ -1329,6 +1337,8 @@ static void run_loop(consumer *c)
     c->last_activity_ms = now_ms();
     for (;;) {
         int64_t now = now_ms();
+        lp_gauge_set(LP_G_ASSIGNED, c->assigned ? c->assigned->cnt : 0);
+        lp_gauge_set(LP_G_PAUSED, c->assigned && c->paused ? c->assigned->cnt : 0);
         if (should_stop(c, now))
             break;
         if (!c->open && !(c->open = take_free_batch(c))) {

@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "elasticsearch/bulk_internal.h"
+#include "metrics/metrics.h"
 #include "tls/tls.h"
 
 /* A response body, collected up to max bytes as delivered to us, that is
@@ -563,6 +564,8 @@ static void start_request(lp_es *es, slot *s, lp_bulk *b)
     es->busy++;
     es->stats.requests++;
     es->stats.bytes_sent += len;
+    lp_count(LP_C_ES_BYTES, len);
+    lp_gauge_set(LP_G_BULKS_IN_FLIGHT, es->busy);
     curl_multi_add_handle(es->multi, s->easy);
 }
 
@@ -648,11 +651,15 @@ static void completed(lp_es *es, slot *s, CURLcode code)
 {
     lp_bulk *b = s->bulk;
     long status = 0;
-    char why[700];
+    char why[700] = "";
+    double took = 0;
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &took);
     curl_multi_remove_handle(es->multi, s->easy);
     s->bulk = NULL;
     es->busy--;
+    lp_gauge_set(LP_G_BULKS_IN_FLIGHT, es->busy);
+    lp_metrics_observe_bulk(took);
     if (s->resp.too_large || code == CURLE_FILESIZE_EXCEEDED) {
         snprintf(es->fatal, sizeof es->fatal, "Elasticsearch at %s (--es) answered _bulk with more than %zu KiB "
                  "(decompressed), more than %zu items can need: refused", es->url, s->resp.max >> 10,
@@ -661,6 +668,8 @@ static void completed(lp_es *es, slot *s, CURLcode code)
         lp_error err;
         size_t before = b->pending;
         long left = lp_bulk_read_response(b, s->resp.buf.data ? s->resp.buf.data : "", s->resp.buf.len, &err);
+        lp_metrics_es_result(1, NULL);
+        lp_count(left == 0 ? LP_C_BULK_OK : left > 0 ? LP_C_BULK_PARTIAL : LP_C_BULK_ERROR, 1);
         if (left == 0) {
             es->failures = 0;
             finish(es, b);
@@ -673,6 +682,7 @@ static void completed(lp_es *es, slot *s, CURLcode code)
         }
         if (left > 0) {
             es->stats.item_retries += (uint64_t)left;
+            lp_count(LP_C_RETRIES, (uint64_t)left);
             es->failures++;
             if ((size_t)left < before) /* progress: the limit counts from here */
                 b->first_failure_ms = 0;
@@ -695,6 +705,11 @@ static void completed(lp_es *es, slot *s, CURLcode code)
         snprintf(why, sizeof why, "%s", curl_easy_strerror(code));
     }
     es->stats.request_retries++;
+    lp_count(LP_C_RETRIES, 1);
+    if (!(code == CURLE_OK && status == 200))
+        lp_count(LP_C_BULK_ERROR, 1);
+    if (code != CURLE_OK || status >= 500 || status == 429)
+        lp_metrics_es_result(0, why);
     es->failures++;
     if (es->fatal[0])
         requeue(es, b, 0);

@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "kafka/kafka.h"
+#include "metrics/metrics.h"
 
 struct lp_producer {
     rd_kafka_t *rk;
@@ -64,6 +65,7 @@ lp_producer *lp_producer_new(const lp_kafka_props *props, lp_delivery_fn on_deli
     p->ctx = ctx;
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    lp_metrics_watch_kafka(conf);
     char err[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!p->rk) {

@@ -124,15 +124,18 @@ def test_unpacked_bundle_runs_end_to_end(unpacked, kafka, kafka_admin, es, uniqu
         if not GLIBC.match(name):
             assert where.startswith(str(unpacked / "lib")), f"{name} resolved to {where}"
     assert subprocess.run([binary, "--help"], capture_output=True, env=env, check=False).returncode == 0
+    version = subprocess.run([binary, "consume", "--version"], capture_output=True, text=True, env=env, check=True)
+    assert re.search(r"^libmicrohttpd \d", version.stdout, re.MULTILINE), version.stdout
     topic = f"bundle-{unique}"
     create_topic(kafka_admin, topic, partitions=2)
     r = subprocess.run([binary, "produce", "-b", kafka, "-t", topic, "--count", "2000"], capture_output=True,
                        text=True, env=env, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([binary, "consume", "-b", kafka, "-t", topic, "-g", f"g-{unique}", "-e", es, "-i", unique,
-                        "--until-idle", "2"], capture_output=True, text=True, env=env, timeout=300,
+                        "--until-idle", "2", "--metrics-listen", "127.0.0.1:0"], capture_output=True, text=True, env=env, timeout=300,
                        check=False)
     assert r.returncode == 0, r.stderr
+    assert "metrics on http://127.0.0.1:" in r.stderr  # the carried libmicrohttpd served
     assert json.loads(r.stdout.splitlines()[-1])["indexed"] == 2000
     assert es_count(es, unique) == 2000
 
