@@ -81,6 +81,7 @@ def test_refused_documents_replayed_after_the_mapping_fix_are_indexed_once(logpi
     assert r.summary()["replayed"] == refused
     second = consume(logpipe_bin, kafka, es, topic, unique, unique)
     assert second["consumed"] == second["indexed"] == refused and second["rejected"] == 0
+    assert second["lag"] == {topic: {"0": 0, "1": 0}} and second["backlog"] == 0
 
     # Reconcile by source offsets: each document is one source record's, each parseable record has one.
     source = read_topic(kafka, topic, 400 + refused)
