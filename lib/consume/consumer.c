@@ -1534,8 +1534,10 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
             set_fatal(&c, LP_EXIT_PARTIAL, "the final commit's transaction was aborted: the messages since "
                                            "the last commit were not committed and will be consumed again");
         /* What is left, as the group now stands: the next run's backlog. */
+        int all_committed = !c.fatal[0] && !c.redo && !res->dlq_failed && !outstanding(&c) &&
+                            !(c.open && c.open->nmsgs);
         if (c.assigned && c.fatal_code != LP_EXIT_KAFKA)
-            lp_consume_lag_json(c.rk, c.assigned, 5000, &c.lag_json);
+            lp_consume_lag_json(c.rk, c.assigned, all_committed, 5000, &c.lag_json);
         rd_kafka_consumer_close(c.rk);
     } else {
         set_fatal(&c, e.code, e.msg);

@@ -34,13 +34,24 @@ int64_t lp_consume_lag(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
     return total;
 }
 
-int64_t lp_consume_lag_json(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, int timeout_ms,
-                            lp_buf *out)
+int64_t lp_consume_lag_json(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, int all_committed,
+                            int timeout_ms, lp_buf *out)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts);
     rd_kafka_topic_partition_list_sort(l, NULL, NULL); /* by topic, then partition */
     int64_t *lags = lp_xcalloc((size_t)l->cnt + 1, sizeof *lags), backlog = -1;
     int known = rd_kafka_committed(rk, l, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (known && all_committed) {
+        /* Past the committed offset only transaction markers (the consumer
+         * commits one past its last message; a transactional topic's
+         * partition ends with a commit marker, which would read as lag 1). */
+        rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(l);
+        rd_kafka_position(rk, at);
+        for (int i = 0; i < l->cnt; i++)
+            if (at->elems[i].offset > l->elems[i].offset)
+                l->elems[i].offset = at->elems[i].offset;
+        rd_kafka_topic_partition_list_destroy(at);
+    }
     if (known)
         backlog = lp_consume_lag(rk, l, timeout_ms, lags);
     lp_buf_puts_lit(out, "\"lag\":{");

@@ -26,8 +26,10 @@ int64_t lp_consume_lag(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
  * of the coordinator) against the partitions' ends (asked of the leaders),
  * appended to out as "lag":{"<topic>":{"<partition>":N,...},...},"backlog":N
  * (backlog the sum; null, and a partition's lag null, when Kafka did not
- * answer). Returns the backlog, or -1 when unknown. */
-int64_t lp_consume_lag_json(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, int timeout_ms,
-                            lp_buf *out);
+ * answer). all_committed: every message the consumer read is committed, so
+ * where its position is past the committed offset only transaction markers
+ * lie between, and the position counts. Returns the backlog, or -1. */
+int64_t lp_consume_lag_json(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, int all_committed,
+                            int timeout_ms, lp_buf *out);
 
 #endif
