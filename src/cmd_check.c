@@ -78,38 +78,22 @@ static void row(verdict *v, const char *check, int code, const char *detail)
         v->exit_code = code;
 }
 
-/* The topic may be read: 3 when it does not exist (as consume), 2 when the
- * principal may not describe it (a grant). */
-static void check_topic(verdict *v, rd_kafka_t *rk, const char *topic, int timeout_ms)
+/* A topic's row: ready when it exists; a principal that may not see it
+ * lacks a grant (2); a missing one is missing_code (the source topic: 3, as
+ * consume; the dead-letter topic: 0, consume creates it) with that detail. */
+static void check_topic(verdict *v, rd_kafka_t *rk, const char *what, const char *topic, const char *grant,
+                        int missing_code, const char *missing, int timeout_ms)
 {
     char name[300], detail[600];
-    snprintf(name, sizeof name, "topic %s", topic);
+    snprintf(name, sizeof name, "%s %s", what, topic);
     rd_kafka_resp_err_t err = lp_kafka_topic_error(rk, topic, timeout_ms);
     if (!err)
         row(v, name, 0, "exists");
-    else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-        snprintf(detail, sizeof detail, "Kafka does not let this principal see it: grant READ on topic %s", topic);
-        row(v, name, LP_EXIT_USAGE, detail);
-    } else if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        row(v, name, LP_EXIT_KAFKA, "does not exist (--topic)");
-    } else {
-        snprintf(detail, sizeof detail, "%s", rd_kafka_err2str(err));
-        row(v, name, LP_EXIT_KAFKA, detail);
-    }
-}
-
-/* A missing dead-letter topic is ready: consume creates it at start. */
-static void check_dead_letter_topic(verdict *v, rd_kafka_t *rk, const char *dlq, int timeout_ms)
-{
-    char name[300], detail[600];
-    snprintf(name, sizeof name, "dead-letter topic %s", dlq);
-    rd_kafka_resp_err_t err = lp_kafka_topic_error(rk, dlq, timeout_ms);
-    if (!err)
-        row(v, name, 0, "exists");
     else if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        row(v, name, 0, "does not exist yet: consume creates it at start (CREATE on the topic)");
+        row(v, name, missing_code, missing);
     else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-        snprintf(detail, sizeof detail, "Kafka does not let this principal see it: grant WRITE on topic %s", dlq);
+        snprintf(detail, sizeof detail, "Kafka does not let this principal see it: grant %s on topic %s", grant,
+                 topic);
         row(v, name, LP_EXIT_USAGE, detail);
     } else
         row(v, name, LP_EXIT_KAFKA, rd_kafka_err2str(err));
@@ -160,9 +144,11 @@ static void check_kafka(verdict *v, const char *brokers, const lp_kafka_props *p
         snprintf(detail, sizeof detail, "%s answered a metadata request over %s", brokers, protocol);
         row(v, "kafka", 0, detail);
         if (o->ntopics)
-            check_topic(v, rk, o->topics[0], timeout_s * 1000);
+            check_topic(v, rk, "topic", o->topics[0], "READ", LP_EXIT_KAFKA, "does not exist (--topic)",
+                        timeout_s * 1000);
         if (o->ntopics && o->dlq_topic)
-            check_dead_letter_topic(v, rk, o->dlq_topic, timeout_s * 1000);
+            check_topic(v, rk, "dead-letter topic", o->dlq_topic, "WRITE", 0,
+                        "does not exist yet: consume creates it at start (CREATE on the topic)", timeout_s * 1000);
         if (o->ntopics && o->group)
             check_group(v, rk, o);
     }
