@@ -248,13 +248,14 @@ static rd_kafka_t *open_consumer(const lp_replay_opts *o, lp_error *e)
     lp_kafka_props props = {0};
     lp_kafka_props_set(&props, "bootstrap.servers", o->brokers);
     lp_kafka_props_set(&props, "group.id", o->group);
-    lp_kafka_props_set(&props, "enable.auto.commit", "false");
     lp_kafka_props_set(&props, "auto.offset.reset", "earliest");
     lp_kafka_props_set(&props, "log_level", "3");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(&props, o->kafka_props.kv[i], NULL);
-    /* After -X: consume's aborted transactions must stay invisible, and the
-     * end of each partition is how the run knows it is done. */
+    /* After -X: consume's aborted transactions must stay invisible, progress
+     * is committed only inside the transactions, and the end of each
+     * partition is how the run knows it is done. */
+    lp_kafka_props_set(&props, "enable.auto.commit", "false");
     lp_kafka_props_set(&props, "isolation.level", "read_committed");
     lp_kafka_props_set(&props, "enable.partition.eof", "true");
     rd_kafka_conf_t *conf = lp_kafka_conf_new(&props, e);
