@@ -13,6 +13,7 @@ from helpers import committed, high_watermarks
 from logpipe_airflow.compat import AirflowException
 from logpipe_airflow.operators import LogpipeConsumeOperator, LogpipeProduceOperator
 from stack_fixtures import create_topic
+from test_dag_integrity import dagbag  # noqa: F401 (a fixture)
 from test_operators import FakeTI, connections  # noqa: F401 (a fixture)
 
 
@@ -54,3 +55,9 @@ def test_backlog_is_in_xcom_and_warned_then_fails_the_task_when_asked(connection
     with caplog.at_level(logging.WARNING):
         summary = op.execute({"ti": FakeTI()})
     assert summary["backlog"] == 0 and "backlog" not in caplog.text
+
+
+def test_the_consumer_dag_wires_fail_on_backlog_off_by_default(dagbag) -> None:  # noqa: F811
+    dag = dagbag.get_dag("log_consumer_pipeline")
+    assert dag.params["fail_on_backlog"] is False
+    assert dag.get_task("consume").partial_kwargs["fail_on_backlog"] == "{{ params.fail_on_backlog }}"
