@@ -1538,6 +1538,8 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
                             !(c.open && c.open->nmsgs);
         if (c.assigned && c.fatal_code != LP_EXIT_KAFKA)
             lp_consume_lag_json(c.rk, c.assigned, all_committed, 5000, &c.lag_json);
+        else if (!c.assigned) /* a member holding no partition (more members than partitions) */
+            lp_buf_puts_lit(&c.lag_json, "\"lag\":{},\"backlog\":0");
         rd_kafka_consumer_close(c.rk);
     } else {
         set_fatal(&c, e.code, e.msg);
