@@ -19,6 +19,7 @@ int cmd_parse(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 /* Prints "logpipe <cmd>: <message>" and a hint to --help on stderr; returns
  * LP_EXIT_USAGE so callers can `return cli_usage_error(...)`. */

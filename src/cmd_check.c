@@ -10,7 +10,11 @@
  * (cli_conn_resolve, which reads a --secrets aws-sm:// reference from
  * Secrets Manager over its TLS), Kafka answers a metadata request (TLS
  * handshake and SASL login included) and Elasticsearch answers GET / (TLS
- * and credentials). Each is one row of the JSON verdict on stdout; a step
+ * and credentials). Given the run's --topic, --group and --index, it checks
+ * what consume's start-up checks (lib/consume/prerequisites.c) without
+ * creating anything: the topic, the dead-letter topic, READ on the group,
+ * the Elasticsearch privileges and the index template. Each is one row of
+ * the JSON verdict on stdout and of the table on stderr; a step
  * that fails does not stop the next one (a Kafka failure says nothing about
  * Elasticsearch), but nothing runs without settings. Exit status: 0 when
  * every row passed, else the first failure's code (2, 3 or 4).
@@ -24,24 +28,35 @@
 
 #include "cli.h"
 #include "core/json.h"
+#include "consume/consume.h"
+#include "consume/prerequisites.h"
 #include "elasticsearch/es.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: logpipe check [--secrets REF | --brokers HOST:PORT [-X key=value] --es URL] [options]\n\n"
+            "usage: logpipe check [--secrets REF | --brokers HOST:PORT [-X key=value] --es URL]\n"
+            "                     [--topic TOPIC] [--group GROUP] [--index PATTERN] [options]\n\n"
             "Checks that this machine reaches Kafka and Elasticsearch with these settings, through\n"
             "the same libraries and TLS a run uses: resolves the settings (Secrets Manager for an\n"
-            "aws-sm:// reference), asks Kafka for metadata and Elasticsearch for GET /. Prints one\n"
-            "JSON object, {\"checks\": [{\"check\", \"ok\", \"detail\"}, ...]}, on stdout.\n\n"
+            "aws-sm:// reference), asks Kafka for metadata and Elasticsearch for GET /; with\n"
+            "--topic, that the topic and its dead-letter topic may be used; with --group, READ on\n"
+            "the group; with Elasticsearch, the privileges consume needs on --index and its index\n"
+            "template. It creates nothing. Prints a table of what is ready on stderr and one JSON\n"
+            "object, {\"checks\": [{\"check\", \"ok\", \"detail\"}, ...]}, on stdout.\n\n"
             "options (as for consume; see 'logpipe consume --help'):\n"
             "  -b, --brokers LIST, -X key=value, -e, --es URL, --es-ca FILE, --es-insecure,\n"
             "  --es-user USER, --es-password REF, --es-api-key REF, --secrets REF\n"
+            "  -t, --topic TOPIC          the topic a run consumes (dead-letter topic: TOPIC.dlq)\n"
+            "      --dlq-topic TOPIC      the dead-letter topic, as consume's --dlq-topic\n"
+            "  -g, --group GROUP          the consumer group a run uses\n"
+            "  -i, --index PATTERN        as consume's --index (default logs-access-%%Y.%%m.%%d)\n"
+            "      --no-template          as consume's: the index template must already be installed\n"
             "      --connect-timeout S    per endpoint (default 10)\n"
             "  -h, --help                 this help\n\n"
             "Without --es (nor elasticsearch_URL in --secrets) Elasticsearch is not checked.\n"
-            "Exit status: 0 every check passed, else the first failure's: 2 settings, 3 Kafka,\n"
-            "4 Elasticsearch.\n");
+            "Exit status: 0 every check passed, else the first failure's: 2 settings or a missing\n"
+            "grant, 3 Kafka (unreachable, a missing topic), 4 Elasticsearch.\n");
 }
 
 typedef struct verdict {
@@ -51,6 +66,9 @@ typedef struct verdict {
 
 static void row(verdict *v, const char *check, int code, const char *detail)
 {
+    if (!v->rows)
+        fprintf(stderr, "%-36s %-5s %s\n", "CHECK", "READY", "DETAIL");
+    fprintf(stderr, "%-36s %-5s %s\n", check, code ? "NO" : "yes", detail);
     lp_buf_printf(&v->json, "%s{\"check\":", v->rows++ ? "," : "");
     lp_json_str(&v->json, check, strlen(check));
     lp_buf_printf(&v->json, ",\"ok\":%s,\"detail\":", code ? "false" : "true");
@@ -60,14 +78,50 @@ static void row(verdict *v, const char *check, int code, const char *detail)
         v->exit_code = code;
 }
 
-static void check_kafka(verdict *v, const char *brokers, const lp_kafka_props *props, int timeout_s)
+/* A topic's row: ready when it exists; a principal that may not see it
+ * lacks a grant (2); a missing one is missing_code (the source topic: 3, as
+ * consume; the dead-letter topic: 0, consume creates it) with that detail. */
+static void check_topic(verdict *v, rd_kafka_t *rk, const char *what, const char *topic, const char *grant,
+                        int missing_code, const char *missing, int timeout_ms)
 {
+    char name[300], detail[600];
+    snprintf(name, sizeof name, "%s %s", what, topic);
+    rd_kafka_resp_err_t err = lp_kafka_topic_error(rk, topic, timeout_ms);
+    if (!err)
+        row(v, name, 0, "exists");
+    else if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        row(v, name, missing_code, missing);
+    else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        snprintf(detail, sizeof detail, "Kafka does not let this principal see it: grant %s on topic %s", grant,
+                 topic);
+        row(v, name, LP_EXIT_USAGE, detail);
+    } else
+        row(v, name, LP_EXIT_KAFKA, rd_kafka_err2str(err));
+}
+
+static void check_group(verdict *v, rd_kafka_t *rk, const lp_consume_opts *o)
+{
+    char name[300];
+    lp_error e;
+    snprintf(name, sizeof name, "group %s", o->group);
+    if (lp_consume_check_group(rk, o, &e))
+        row(v, name, e.code, e.msg);
+    else
+        row(v, name, 0, "its committed offsets may be read");
+}
+
+static void check_kafka(verdict *v, const char *brokers, const lp_kafka_props *props, const lp_consume_opts *o)
+{
+    int timeout_s = o->connect_timeout_s;
     lp_kafka_props all = {0};
     lp_error e;
     lp_kafka_props_set(&all, "bootstrap.servers", brokers);
     lp_kafka_props_set(&all, "log_level", "3");
     for (size_t i = 0; i < props->n; i++)
         lp_kafka_props_add(&all, props->kv[i], NULL);
+    /* A check creates nothing: a producer's metadata request for a missing
+     * topic would have a broker with auto.create.topics.enable create it. */
+    lp_kafka_props_set(&all, "allow.auto.create.topics", "false");
     rd_kafka_conf_t *conf = lp_kafka_conf_new(&all, &e);
     lp_kafka_props_free(&all);
     if (!conf) {
@@ -89,11 +143,44 @@ static void check_kafka(verdict *v, const char *brokers, const lp_kafka_props *p
         char detail[600];
         snprintf(detail, sizeof detail, "%s answered a metadata request over %s", brokers, protocol);
         row(v, "kafka", 0, detail);
+        if (o->ntopics)
+            check_topic(v, rk, "topic", o->topics[0], "READ", LP_EXIT_KAFKA, "does not exist (--topic)",
+                        timeout_s * 1000);
+        if (o->ntopics && o->dlq_topic)
+            check_topic(v, rk, "dead-letter topic", o->dlq_topic, "WRITE", 0,
+                        "does not exist yet: consume creates it at start (CREATE on the topic)", timeout_s * 1000);
+        if (o->ntopics && o->group)
+            check_group(v, rk, o);
     }
     rd_kafka_destroy(rk);
 }
 
-static void check_elasticsearch(verdict *v, const lp_es_opts *opts)
+/* The index template consume installs (or, with --no-template, needs). */
+static void check_template(verdict *v, lp_es *es, const lp_consume_opts *o)
+{
+    lp_buf name = LP_BUF_INIT, pattern = LP_BUF_INIT;
+    lp_error e;
+    char title[300], detail[600];
+    lp_index_template_names(o->index_pattern, &name, &pattern);
+    snprintf(title, sizeof title, "index template %s", lp_buf_cstr(&name));
+    int found = lp_es_template_exists(es, lp_buf_cstr(&name), &e);
+    if (found < 0)
+        row(v, title, e.code, e.msg);
+    else if (found)
+        row(v, title, 0, "installed");
+    else if (o->install_template)
+        row(v, title, 0, "not installed yet: consume installs it at start (manage_index_templates)");
+    else {
+        snprintf(detail, sizeof detail, "not installed, and --no-template: indices %s would get dynamic mappings",
+                 lp_buf_cstr(&pattern));
+        row(v, title, LP_EXIT_USAGE, detail);
+    }
+    lp_buf_free(&name);
+    lp_buf_free(&pattern);
+}
+
+/* run: a run's --topic or --index was given, so its privileges and template are checked too. */
+static void check_elasticsearch(verdict *v, const lp_es_opts *opts, const lp_consume_opts *o, int run)
 {
     lp_error e;
     char version[64], detail[600];
@@ -103,29 +190,48 @@ static void check_elasticsearch(verdict *v, const lp_es_opts *opts)
     } else {
         snprintf(detail, sizeof detail, "Elasticsearch %s at %s answered", version, opts->url);
         row(v, "elasticsearch", 0, detail);
+        if (run && lp_consume_check_es_privileges(es, o, &e))
+            row(v, "elasticsearch privileges", e.code, e.msg);
+        else if (run) {
+            snprintf(detail, sizeof detail, "what consume needs for --index %s", o->index_pattern);
+            row(v, "elasticsearch privileges", 0, detail);
+        }
+        if (run)
+            check_template(v, es, o);
     }
     lp_es_free(es);
 }
 
 int cmd_check(int argc, char **argv)
 {
-    enum { O_CA = 256, O_INSECURE, O_USER, O_APIKEY, O_PASSWORD, O_SECRETS, O_CONNECT };
+    enum { O_CA = 256, O_INSECURE, O_USER, O_APIKEY, O_PASSWORD, O_SECRETS, O_CONNECT, O_DLQ, O_NOTPL };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'},        {"es", required_argument, NULL, 'e'},
         {"es-ca", required_argument, NULL, O_CA},         {"es-insecure", no_argument, NULL, O_INSECURE},
         {"es-user", required_argument, NULL, O_USER},     {"es-api-key", required_argument, NULL, O_APIKEY},
         {"es-password", required_argument, NULL, O_PASSWORD}, {"secrets", required_argument, NULL, O_SECRETS},
         {"connect-timeout", required_argument, NULL, O_CONNECT}, {"help", no_argument, NULL, 'h'},
+        {"topic", required_argument, NULL, 't'}, {"group", required_argument, NULL, 'g'},
+        {"index", required_argument, NULL, 'i'}, {"dlq-topic", required_argument, NULL, O_DLQ},
+        {"no-template", no_argument, NULL, O_NOTPL},
         {NULL, 0, NULL, 0}};
     const char *cmd = "check";
     cli_conn conn = {.need_es = 0};
     lp_kafka_props props = {0};
     lp_es_opts es = {.max_inflight = 1};
     uint64_t timeout_s = 10;
-    int c, rc = LP_EXIT_USAGE;
+    const char *topic = NULL;
+    lp_consume_opts o = {.topics = &topic, .index_pattern = "logs-access-%Y.%m.%d", .install_template = 1};
+    lp_buf dlq = LP_BUF_INIT;
+    int c, index_given = 0, rc = LP_EXIT_USAGE;
     cli_kafka_password(&props);
-    while ((c = getopt_long(argc, argv, "b:e:X:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:e:X:t:g:i:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 't': topic = optarg; o.ntopics = 1; break;
+        case 'g': o.group = optarg; break;
+        case 'i': o.index_pattern = optarg; index_given = 1; break;
+        case O_DLQ: o.dlq_topic = optarg; break;
+        case O_NOTPL: o.install_template = 0; break;
         case 'b': conn.brokers = optarg; break;
         case 'e': conn.es_url = optarg; break;
         case O_CA: es.ca_file = optarg; break;
@@ -141,6 +247,12 @@ int cmd_check(int argc, char **argv)
         }
     }
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
+    if (o.group && !topic) { cli_usage_error(cmd, "--group is checked on a topic: give --topic too"); goto out; }
+    if (topic && !o.dlq_topic) {
+        lp_buf_printf(&dlq, "%s.dlq", topic);
+        o.dlq_topic = lp_buf_cstr(&dlq);
+    }
+    o.connect_timeout_s = (int)timeout_s;
     /* Elasticsearch is checked when it is configured, by option or secret. */
     conn.need_es = -1;
     verdict v = {LP_BUF_INIT, 0, 0};
@@ -152,14 +264,14 @@ int cmd_check(int argc, char **argv)
     } else {
         snprintf(detail, sizeof detail, "%s%s", from_sm ? "read " : "resolved", from_sm ? conn.secrets : "");
         row(&v, first, 0, detail);
-        check_kafka(&v, conn.r_brokers, &props, (int)timeout_s);
+        check_kafka(&v, conn.r_brokers, &props, &o);
         if (conn.r_es_url) {
             es.url = conn.r_es_url;
             es.username = conn.r_es_user;
             es.password = conn.r_es_password;
             es.api_key = conn.r_es_api_key;
             es.ca_pem = conn.r_es_ca_pem;
-            check_elasticsearch(&v, &es);
+            check_elasticsearch(&v, &es, &o, topic || index_given);
         }
     }
     printf("{\"checks\":[%s]}\n", lp_buf_cstr(&v.json));
@@ -167,6 +279,7 @@ int cmd_check(int argc, char **argv)
     lp_buf_free(&v.json);
     rc = v.exit_code;
 out:
+    lp_buf_free(&dlq);
     cli_conn_free(&conn);
     lp_kafka_props_free(&props);
     return rc;

@@ -21,6 +21,7 @@ static const struct {
     {"parse", cmd_parse, "read access-log lines on stdin, write ECS JSON documents (NDJSON)"},
     {"produce", cmd_produce, "publish log lines to a Kafka topic"},
     {"consume", cmd_consume, "consume a Kafka topic, parse, and bulk-index into Elasticsearch"},
+    {"replay", cmd_replay, "write dead letters back to their topic, exactly once"},
     {"check", cmd_check, "check this machine reaches Kafka and Elasticsearch (TLS, credentials)"},
 };
 

@@ -34,7 +34,9 @@ connections, read on the worker with its execution role (docs/secrets.md).
 1. **snapshot**: where consumer group `params.group` stands on each partition.
 2. **consume**: `params.consumers` mapped tasks in that one group; each stops when
    caught up and idle for `params.until_idle` s, or after `params.max_seconds`.
-   Their XCom is logpipe's run summary.
+   Their XCom is logpipe's run summary, with `lag` per partition and `backlog`
+   (what is left when a member stops): a backlog is a warning in the task log,
+   and fails the task when `params.fail_on_backlog` is on.
 3. **reconcile**: the offsets committed this run must equal the documents in
    Elasticsearch for those offsets plus the records in the dead-letter topic for
    them. It fails, naming both numbers, when they differ.
@@ -63,6 +65,7 @@ with DAG(
         "consumers": Param(1, type="integer", minimum=1, maximum=64),
         "until_idle": Param(10, type="number", minimum=1),
         "max_seconds": Param(240, type="number", minimum=1, maximum=280),
+        "fail_on_backlog": Param(False, type="boolean"),
         "kafka_conn_id": where.kafka_conn_id(),
         "es_conn_id": where.es_conn_id(),
         "secrets": where.secrets("both connections"),
@@ -105,6 +108,7 @@ with DAG(
         dlq_topic="{{ params.dlq_topic }}",
         until_idle="{{ params.until_idle }}",
         max_seconds="{{ params.max_seconds }}",
+        fail_on_backlog="{{ params.fail_on_backlog }}",
         kafka_conn_id="{{ params.kafka_conn_id }}",
         es_conn_id="{{ params.es_conn_id }}",
         secrets="{{ params.secrets }}",

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "consume/consume.h"
+#include "consume/lag.h"
 #include "consume/offsets.h"
 #include "consume/prerequisites.h"
 #include "core/json.h"
@@ -132,6 +133,7 @@ typedef struct consumer {
     int64_t last_activity_ms, assigned_at_ms;
     lp_index_cache index; /* the open document's index */
     lp_buf id, tmp;
+    lp_buf lag_json; /* the summary's "lag" and "backlog", taken before leaving the group */
     char **topic_names; /* every topic name seen, owned here (held.topic) */
     size_t ntopic_names;
     const rd_kafka_topic_t *last_rkt;
@@ -1216,14 +1218,10 @@ static int64_t total_lag(consumer *c)
     if (!c->assigned)
         return 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(c->assigned);
-    int64_t lag = 0;
+    int64_t *lags = lp_xcalloc((size_t)l->cnt + 1, sizeof *lags);
     rd_kafka_position(c->rk, l);
-    for (int i = 0; i < l->cnt; i++) {
-        int64_t lo, hi;
-        if (!rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic, l->elems[i].partition, &lo, &hi) &&
-            hi >= 0)
-            lag += hi - (l->elems[i].offset >= 0 ? l->elems[i].offset : lo);
-    }
+    int64_t lag = lp_consume_lag(c->rk, l, 0, lags);
+    free(lags);
     rd_kafka_topic_partition_list_destroy(l);
     return lag;
 }
@@ -1468,7 +1466,12 @@ static void summary(consumer *c, lp_buf *out)
     json_ctx j = {.out = out, .stored = c->stored};
     lp_offsets_each(c->stored, put_topic, &j);
     free(j.seen);
-    lp_buf_printf(out, "},\"exit_code\":%d}", r->exit_code);
+    lp_buf_puts_lit(out, "},");
+    if (c->lag_json.len)
+        lp_buf_append(out, c->lag_json.data, c->lag_json.len);
+    else
+        lp_buf_puts_lit(out, "\"lag\":{},\"backlog\":null");
+    lp_buf_printf(out, ",\"exit_code\":%d}", r->exit_code);
 }
 
 static void finish(consumer *c)
@@ -1540,6 +1543,13 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
         if (c.redo)
             set_fatal(&c, LP_EXIT_PARTIAL, "the final commit's transaction was aborted: the messages since "
                                            "the last commit were not committed and will be consumed again");
+        /* What is left, as the group now stands: the next run's backlog. */
+        int all_committed = !c.fatal[0] && !c.redo && !res->dlq_failed && !outstanding(&c) &&
+                            !(c.open && c.open->nmsgs);
+        if (c.assigned && c.fatal_code != LP_EXIT_KAFKA)
+            lp_consume_lag_json(c.rk, c.assigned, all_committed, 5000, &c.lag_json);
+        else if (!c.assigned) /* a member holding no partition (more members than partitions) */
+            lp_buf_puts_lit(&c.lag_json, "\"lag\":{},\"backlog\":0");
         rd_kafka_consumer_close(c.rk);
     } else {
         set_fatal(&c, e.code, e.msg);
@@ -1578,6 +1588,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     lp_index_cache_free(&c.index);
     lp_buf_free(&c.id);
     lp_buf_free(&c.tmp);
+    lp_buf_free(&c.lag_json);
     for (size_t i = 0; i < c.ntopic_names; i++)
         free(c.topic_names[i]);
     free(c.topic_names);

@@ -78,7 +78,7 @@ static rd_kafka_resp_err_t fetch_group_offsets(rd_kafka_t *rk, const lp_consume_
  * __consumer_offsets, a broker restart; librdkafka 2.0.2's Admin API does
  * not retry those, reporting "Not coordinator" as a parse failure) is
  * asked again until --connect-timeout. */
-static int check_group(rd_kafka_t *rk, const lp_consume_opts *o, lp_error *e)
+int lp_consume_check_group(rd_kafka_t *rk, const lp_consume_opts *o, lp_error *e)
 {
     struct timespec pause = {0, 200 * 1000000L};
     int waited_ms = 0, timeout_ms = o->connect_timeout_s * 1000;
@@ -156,7 +156,7 @@ static int check_dead_letter_topic(rd_kafka_t *rk, const lp_consume_opts *o, con
     return lp_fail(e, LP_EXIT_KAFKA, "dead-letter topic %s does not exist and creating it failed: %s", dlq, why);
 }
 
-static int check_elasticsearch(lp_es *es, const lp_consume_opts *o, lp_error *e)
+int lp_consume_check_es_privileges(lp_es *es, const lp_consume_opts *o, lp_error *e)
 {
     static const char *const with_template[] = {"monitor", "manage_index_templates", NULL};
     static const char *const without[] = {"monitor", NULL};
@@ -174,7 +174,7 @@ int lp_consume_check_prerequisites(rd_kafka_t *rk, lp_es *es, const lp_consume_o
 {
     /* Elasticsearch first: nothing is created (the dead-letter topic) unless
      * everything else is in place. */
-    if (check_elasticsearch(es, o, e) || lp_es_check_pipeline(es, e) || check_group(rk, o, e))
+    if (lp_consume_check_es_privileges(es, o, e) || lp_es_check_pipeline(es, e) || lp_consume_check_group(rk, o, e))
         return -1;
     lp_buf name = LP_BUF_INIT;
     int rc = 0;

@@ -14,4 +14,10 @@
  * with LP_EXIT_USAGE naming the ACL or privilege a grant is missing for. */
 int lp_consume_check_prerequisites(rd_kafka_t *rk, lp_es *es, const lp_consume_opts *o, lp_error *e);
 
+/* Its parts, for `logpipe check`: READ on the group (o->group, through an
+ * OffsetFetch for o->topics[0]); the Elasticsearch privileges for
+ * o->index_pattern (and the template, when o->install_template). */
+int lp_consume_check_group(rd_kafka_t *rk, const lp_consume_opts *o, lp_error *e);
+int lp_consume_check_es_privileges(lp_es *es, const lp_consume_opts *o, lp_error *e);
+
 #endif

@@ -88,6 +88,10 @@ int lp_es_check_pipeline(lp_es *es, lp_error *e);
  * indices matching index_pattern (e.g. "logs-access-*"). Blocking. */
 int lp_es_install_template(lp_es *es, const char *name, const char *index_pattern, lp_error *e);
 
+/* GET _index_template/<name>: 1 when it exists, 0 when not, -1 with e set
+ * when Elasticsearch could not say. */
+int lp_es_template_exists(lp_es *es, const char *name, lp_error *e);
+
 /* The template body (JSON) for index_pattern, exposed for tests and docs. */
 void lp_es_template_body(lp_buf *out, const char *index_pattern);
 

@@ -219,13 +219,14 @@ class LogpipeConsumeOperator(LogpipeOperator):
     subcommand = "consume"
     template_fields: Sequence[str] = ("topic", "group", "index", "dlq_topic", "until_idle", "max_seconds",
                                       "log_format", "timezone", "kafka_conn_id", "es_conn_id", "secrets",
-                                      "extra_args")
+                                      "extra_args", "fail_on_backlog")
 
     def __init__(self, *, topic: str, group: str, index: str = "logs-access-%Y.%m.%d",
                  dlq_topic: str | None = None, until_idle: float | str = 10, max_seconds: float | str = 240,
                  log_format: str = "auto", timezone: str = "UTC", es_conn_id: str = "elasticsearch_default",
-                 member: int = 0, **kwargs: Any) -> None:
+                 member: int = 0, fail_on_backlog: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.fail_on_backlog = fail_on_backlog
         self.topic = topic
         self.group = group
         self.index = index
@@ -247,3 +248,23 @@ class LogpipeConsumeOperator(LogpipeOperator):
         if self.dlq_topic not in (None, "", "None"):
             args += ["--dlq-topic", str(self.dlq_topic)]
         return args, env
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        summary = super().execute(context)
+        self.check_backlog(summary, context)
+        return summary
+
+    def check_backlog(self, summary: dict[str, Any], context: Any) -> None:
+        """A bounded run (--max-seconds) can stop with messages left: green, yet
+        behind. The summary's lag says so; the task log warns, and with
+        fail_on_backlog the task fails (its summary still in XCom, key summary)."""
+        backlog = summary.get("backlog")
+        behind = {f"{t}/{p}": n for t, parts in (summary.get("lag") or {}).items() for p, n in parts.items() if n}
+        if backlog == 0:
+            return
+        what = ("lag unknown (Kafka did not answer the end-offset request)" if backlog is None else
+                f"backlog of {backlog} message(s) left in group {self.group}: lag per partition {behind}")
+        self.log.warning("logpipe consume stopped with a %s", what)
+        if str(self.fail_on_backlog).strip().lower() in ("true", "1", "yes"):
+            context["ti"].xcom_push(key="summary", value=summary)
+            raise AirflowException(f"logpipe consume stopped with a {what} (fail_on_backlog is on)")
