@@ -33,6 +33,8 @@ static void usage(FILE *out)
             "  -e, --es URL               Elasticsearch, e.g. http://127.0.0.1:9200\n"
             "options:\n"
             "  -i, --index PATTERN        index name; %%Y %%m %%d %%H from @timestamp (default logs-access-%%Y.%%m.%%d)\n"
+            "      --data-stream NAME     write into data stream NAME (e.g. logs-access-default) with\n"
+            "                             create actions, instead of --index\n"
             "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
             "  -f, --format FMT           auto (default), seed, combined, common, vhost_combined\n"
             "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
@@ -41,7 +43,9 @@ static void usage(FILE *out)
             "      --flush-ms MS          send a partial bulk after MS (default 500)\n"
             "      --inflight N           concurrent bulk requests (default 2)\n"
             "      --no-gzip              send bulk bodies uncompressed\n"
-            "      --no-template          do not install the index template\n"
+            "      --no-template          never check nor install the index template (logpipe setup's)\n"
+            "      --shards N             the template's index.number_of_shards (default: the cluster's)\n"
+            "      --replicas N           the template's index.number_of_replicas (default: the cluster's)\n"
             "      --max-messages N       stop after N messages\n"
             "      --max-seconds S        stop after S seconds\n"
             "      --until-idle S         stop when caught up and nothing arrived for S seconds\n"
@@ -84,7 +88,7 @@ int cmd_consume(int argc, char **argv)
 {
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
            O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS,
-           O_RETRY };
+           O_RETRY, O_STREAM, O_REPLICAS, O_SHARDS };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'}, {"es", required_argument, NULL, 'e'},
@@ -99,17 +103,19 @@ int cmd_consume(int argc, char **argv)
         {"es-insecure", no_argument, NULL, O_INSECURE}, {"es-user", required_argument, NULL, O_USER},
         {"es-api-key", required_argument, NULL, O_APIKEY}, {"es-password", required_argument, NULL, O_PASSWORD},
         {"secrets", required_argument, NULL, O_SECRETS}, {"retry-limit", required_argument, NULL, O_RETRY},
-        {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
+        {"data-stream", required_argument, NULL, O_STREAM}, {"replicas", required_argument, NULL, O_REPLICAS},
+        {"shards", required_argument, NULL, O_SHARDS}, {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *cmd = "consume";
     const char *topics[64];
     lp_consume_opts o = {.topics = topics, .index_pattern = "logs-access-%Y.%m.%d",
                          .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 2500,
                          .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
-                         .connect_timeout_s = 10, .install_template = 1, .progress = -1};
+                         .connect_timeout_s = 10, .install_template = 1, .progress = -1,
+                         .replicas = -1};
     cli_conn conn = {.need_es = 1};
     uint64_t v;
-    int c, fmt, rc = LP_EXIT_USAGE;
+    int c, fmt, rc = LP_EXIT_USAGE, index_given = 0;
     cli_kafka_password(&o.kafka_props);
     while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
         switch (c) {
@@ -117,8 +123,11 @@ int cmd_consume(int argc, char **argv)
         case 't': add_topics(topics, &o.ntopics, optarg); break;
         case 'g': o.group = optarg; break;
         case 'e': conn.es_url = optarg; break;
-        case 'i': o.index_pattern = optarg; break;
+        case 'i': o.index_pattern = optarg; index_given = 1; break;
         case O_DLQ: o.dlq_topic = optarg; break;
+        case O_STREAM: o.data_stream = optarg; break;
+        case O_REPLICAS: if (cli_parse_u64(cmd, "--replicas", optarg, 0, 1000, &v)) goto out; o.replicas = (int)v; break;
+        case O_SHARDS: if (cli_parse_u64(cmd, "--shards", optarg, 1, 1024, &v)) goto out; o.shards = (int)v; break;
         case 'z': o.parse.timezone = optarg; break;
         case 'f':
             if ((fmt = lp_format_from_name(optarg)) < 0) {
@@ -156,6 +165,7 @@ int cmd_consume(int argc, char **argv)
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
     if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }
+    if (cli_target(cmd, &o.index_pattern, o.data_stream, index_given)) goto out;
     if ((rc = cli_conn_resolve(cmd, &conn, &o.kafka_props)))
         goto out;
     o.brokers = conn.r_brokers;

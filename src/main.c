@@ -20,6 +20,7 @@ static const struct {
     {"produce", cmd_produce, "publish log lines to a Kafka topic"},
     {"consume", cmd_consume, "consume a Kafka topic, parse, and bulk-index into Elasticsearch"},
     {"check", cmd_check, "check this machine reaches Kafka and Elasticsearch (TLS, credentials)"},
+    {"setup", cmd_setup, "install the index template (and data stream) consume writes under"},
 };
 
 static void usage(FILE *out)
