@@ -271,6 +271,8 @@ static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
     if (c->brokers ? resolve_into("--brokers", c->brokers, &c->r_brokers, e) : 0)
         goto out;
     take(&c->r_brokers, &s.brokers);
+    if (!c->r_brokers && c->es_only)
+        goto es;
     if (!c->r_brokers) {
         lp_fail(e, LP_EXIT_USAGE, "--brokers is required (or kafka_bootstrap_server in the --secrets object)");
         goto out;
@@ -278,6 +280,7 @@ static int conn_resolve(cli_conn *c, lp_kafka_props *props, lp_error *e)
     if (check_endpoint("--brokers", source_of(c->brokers, "kafka_bootstrap_server", c->secrets, src, sizeof src),
                        c->r_brokers, lp_kafka_check_brokers, "a host:port[,host:port] list", e))
         goto out;
+es:
     if (c->need_es) {
         if (c->es_url ? resolve_into("--es", c->es_url, &c->r_es_url, e) : 0)
             goto out;

@@ -20,6 +20,12 @@ int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_setup(int argc, char **argv);
+
+/* --index and --data-stream, which exclude each other: a data stream's name
+ * is written to as it is (no %Y conversion, not starting with "." or "_");
+ * *index_pattern becomes it. Prints a usage error and returns -1 when not. */
+int cli_target(const char *cmd, const char **index_pattern, const char *data_stream, int index_given);
 
 /* Prints "logpipe <cmd>: <message>" and a hint to --help on stderr; returns
  * LP_EXIT_USAGE so callers can `return cli_usage_error(...)`. */
@@ -50,6 +56,7 @@ void cli_kafka_password(lp_kafka_props *props);
  * reference (lib/secrets/secrets.h); credentials may only be references.
  * Precedence: the option, then the LOGPIPE_* variable, then --secrets. */
 typedef struct cli_conn {
+    int es_only; /* setup: no Kafka settings needed */
     int need_es; /* 1 (consume): Elasticsearch settings are required; -1 (check): resolved when given */
     const char *secrets, *brokers, *es_url, *es_user, *es_api_key, *es_password;
     /* resolved (owned; cli_conn_free wipes them) */

@@ -34,6 +34,8 @@ static void usage(FILE *out)
             "  -e, --es URL               Elasticsearch, e.g. http://127.0.0.1:9200\n"
             "options:\n"
             "  -i, --index PATTERN        index name; %%Y %%m %%d %%H from @timestamp (default logs-access-%%Y.%%m.%%d)\n"
+            "      --data-stream NAME     write into data stream NAME (e.g. logs-access-default) with\n"
+            "                             create actions, instead of --index\n"
             "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
             "  -f, --format FMT           auto (default), seed, combined, common, vhost_combined\n"
             "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
@@ -42,7 +44,9 @@ static void usage(FILE *out)
             "      --flush-ms MS          send a partial bulk after MS (default 500)\n"
             "      --inflight N           concurrent bulk requests (default 2)\n"
             "      --no-gzip              send bulk bodies uncompressed\n"
-            "      --no-template          do not install the index template\n"
+            "      --no-template          never check nor install the index template (logpipe setup's)\n"
+            "      --shards N             the template's index.number_of_shards (default: the cluster's)\n"
+            "      --replicas N           the template's index.number_of_replicas (default: the cluster's)\n"
             "      --dataset NAME         event.dataset of every document (default access; the <dataset>\n"
             "                             of logs-<dataset>-<namespace>)\n"
             "      --keep-original        keep each raw line in event.original (off by default)\n"
@@ -92,7 +96,7 @@ int cmd_consume(int argc, char **argv)
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
            O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS,
            O_RETRY, O_METRICS, O_UNHEALTHY,
-           O_DATASET, O_KEEP_ORIGINAL, O_PIPELINE };
+           O_DATASET, O_KEEP_ORIGINAL, O_PIPELINE, O_STREAM, O_REPLICAS, O_SHARDS };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'}, {"es", required_argument, NULL, 'e'},
@@ -109,6 +113,8 @@ int cmd_consume(int argc, char **argv)
         {"secrets", required_argument, NULL, O_SECRETS}, {"retry-limit", required_argument, NULL, O_RETRY},
         {"metrics-listen", required_argument, NULL, O_METRICS},
         {"unhealthy-after", required_argument, NULL, O_UNHEALTHY},
+        {"data-stream", required_argument, NULL, O_STREAM}, {"replicas", required_argument, NULL, O_REPLICAS},
+        {"shards", required_argument, NULL, O_SHARDS},
         {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"dataset", required_argument, NULL, O_DATASET}, {"keep-original", no_argument, NULL, O_KEEP_ORIGINAL},
@@ -118,13 +124,14 @@ int cmd_consume(int argc, char **argv)
     lp_consume_opts o = {.topics = topics, .index_pattern = "logs-access-%Y.%m.%d",
                          .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 2500,
                          .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
-                         .connect_timeout_s = 10, .install_template = 1, .progress = -1};
+                         .connect_timeout_s = 10, .install_template = 1, .progress = -1,
+                         .replicas = -1};
     cli_conn conn = {.need_es = 1};
     const char *metrics_listen = NULL;
     double unhealthy_after = 60;
     lp_metrics_server *metrics = NULL;
     uint64_t v;
-    int c, fmt, rc = LP_EXIT_USAGE;
+    int c, fmt, rc = LP_EXIT_USAGE, index_given = 0;
     lp_error perr;
     cli_kafka_password(&o.kafka_props);
     while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
@@ -133,8 +140,11 @@ int cmd_consume(int argc, char **argv)
         case 't': add_topics(topics, &o.ntopics, optarg); break;
         case 'g': o.group = optarg; break;
         case 'e': conn.es_url = optarg; break;
-        case 'i': o.index_pattern = optarg; break;
+        case 'i': o.index_pattern = optarg; index_given = 1; break;
         case O_DLQ: o.dlq_topic = optarg; break;
+        case O_STREAM: o.data_stream = optarg; break;
+        case O_REPLICAS: if (cli_parse_u64(cmd, "--replicas", optarg, 0, 1000, &v)) goto out; o.replicas = (int)v; break;
+        case O_SHARDS: if (cli_parse_u64(cmd, "--shards", optarg, 1, 1024, &v)) goto out; o.shards = (int)v; break;
         case 'z': o.parse.timezone = optarg; break;
         case 'f':
             if ((fmt = lp_format_from_name(optarg)) < 0) {
@@ -177,6 +187,7 @@ int cmd_consume(int argc, char **argv)
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
     if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }
+    if (cli_target(cmd, &o.index_pattern, o.data_stream, index_given)) goto out;
     if (o.es.pipeline && lp_es_check_pipeline_name(o.es.pipeline, &perr)) { rc = cli_report(cmd, &perr); goto out; }
     if ((rc = cli_metrics_start(cmd, metrics_listen, unhealthy_after, &metrics)) ||
         (rc = cli_conn_resolve(cmd, &conn, &o.kafka_props)))

@@ -23,6 +23,7 @@ static const struct {
     {"consume", cmd_consume, "consume a Kafka topic, parse, and bulk-index into Elasticsearch"},
     {"replay", cmd_replay, "write dead letters back to their topic, exactly once"},
     {"check", cmd_check, "check this machine reaches Kafka and Elasticsearch (TLS, credentials)"},
+    {"setup", cmd_setup, "install the index template (and data stream) consume writes under"},
 };
 
 static void usage(FILE *out)

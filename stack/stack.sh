@@ -648,6 +648,27 @@ start_es_secure() {
   start_es_gateway
 }
 
+# The default distribution of Elasticsearch 8/9 ships a built-in `logs`
+# template (logs-*-*, priority 100, a data stream); the integ-test-zip does
+# not, so without this nothing here would see a logpipe template collide
+# with it. Same pattern, priority and data_stream (its component templates,
+# logs@mappings and friends, live in modules this distribution lacks).
+# create=true: added when missing, never overwriting (idempotent, and
+# nothing another test installed is touched).
+LOGS_TEMPLATE='{"index_patterns":["logs-*-*"],"priority":100,"data_stream":{},"allow_auto_create":true,"_meta":{"description":"as the default distribution'"'"'s built-in logs template (stack/stack.sh)","managed":true}}'
+es_logs_template_answer() { # URL CURL-ARGS...: the PUT's HTTP status (200 new, 400 there already)
+  "${@:2}" -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+    "$1/_index_template/logs?create=true" -d "$LOGS_TEMPLATE"
+}
+install_logs_templates() {
+  local code
+  code=$(es_logs_template_answer "http://127.0.0.1:$ES_PORT" curl -m 30)
+  case $code in 200|400) ;; *) die "installing the built-in logs template on 127.0.0.1:$ES_PORT failed (HTTP $code)" ;; esac
+  code=$(printf 'user = "elastic:%s"\n' "$(cat "$TLS_DIR/es-elastic.pass")" |
+    es_logs_template_answer "https://127.0.0.1:$ES_SECURE_PORT" curl -K - -m 30 --cacert "$TLS_DIR/ca.pem")
+  case $code in 200|400) ;; *) die "installing the built-in logs template on 127.0.0.1:$ES_SECURE_PORT failed (HTTP $code)" ;; esac
+}
+
 # logpipe/local-secure follows the secured servers' current credentials.
 seed_secure_secret() {
   "$ROOT/.venv/bin/python" "$ROOT/stack/seed_aws.py" secure "http://127.0.0.1:$AWS_PORT" "$AWS_HOME" \
@@ -780,6 +801,7 @@ cmd_up() {
   seed_kafka_users
   start_es
   start_es_secure
+  install_logs_templates
   start_aws
   start_aws_tls
   seed_secure_secret

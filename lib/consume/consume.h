@@ -25,6 +25,8 @@ typedef struct lp_consume_opts {
     size_t ntopics;
     const char *group;
     const char *index_pattern; /* strftime-like: %Y %m %d %H %%, from @timestamp */
+    const char *data_stream;   /* --data-stream: index_pattern is this name, written with "create" */
+    int shards, replicas;      /* the template's settings; 0 / -1: the cluster's defaults */
     const char *dlq_topic;     /* NULL: "<topic>.dlq" per source topic */
     lp_kafka_props kafka_props; /* -X, applied after logpipe's own settings */
     lp_es_opts es;
@@ -72,5 +74,20 @@ void lp_index_cache_free(lp_index_cache *c);
 /* The index template's name and pattern for an index name pattern:
  * "logs-access-%Y.%m.%d" -> "logpipe-logs-access", "logs-access-*". */
 void lp_index_template_names(const char *pattern, lp_buf *name, lp_buf *index_pattern);
+
+/* Where consume writes and the template covering it (target.c). */
+typedef struct lp_target {
+    lp_es_template tpl; /* points into name and pattern */
+    lp_buf name, pattern;
+} lp_target;
+
+/* The template for --index index_pattern, or for --data-stream data_stream
+ * when not NULL ("logpipe-<name>@data-stream", the exact name). */
+void lp_target_init(lp_target *t, const char *index_pattern, const char *data_stream, int shards, int replicas);
+void lp_target_free(lp_target *t);
+
+/* consume's start-up: with manage_index_templates, installs the template
+ * when it is missing or stale; without, leaves it to `logpipe setup`. */
+int lp_target_ensure_template(lp_es *es, const lp_target *t, int verbose, lp_error *e);
 
 #endif

@@ -1168,11 +1168,10 @@ static int start(consumer *c, lp_error *e)
     if (lp_es_check(c->es, version, sizeof version, e) || lp_consume_check_prerequisites(c->rk, c->es, o, e))
         return -1;
     if (o->install_template) {
-        lp_buf name = LP_BUF_INIT, pattern = LP_BUF_INIT;
-        lp_index_template_names(o->index_pattern, &name, &pattern);
-        int rc = lp_es_install_template(c->es, lp_buf_cstr(&name), lp_buf_cstr(&pattern), e);
-        lp_buf_free(&name);
-        lp_buf_free(&pattern);
+        lp_target t;
+        lp_target_init(&t, o->index_pattern, o->data_stream, o->shards, o->replicas);
+        int rc = lp_target_ensure_template(c->es, &t, o->verbose, e);
+        lp_target_free(&t);
         if (rc)
             return -1;
     }
@@ -1511,8 +1510,10 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
     c.pending = rd_kafka_topic_partition_list_new(8);
     c.nbatches = (size_t)(o->es.max_inflight > 0 ? o->es.max_inflight : 2) + 2;
     c.batches = lp_xcalloc(c.nbatches, sizeof *c.batches);
-    for (size_t i = 0; i < c.nbatches; i++)
+    for (size_t i = 0; i < c.nbatches; i++) {
         c.batches[i].bulk = lp_bulk_new();
+        lp_bulk_set_create(c.batches[i].bulk, o->data_stream != NULL);
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     stop_signals = 0;

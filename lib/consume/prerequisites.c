@@ -15,8 +15,9 @@
  *     here (CREATE on the topic or the cluster), so that a broker without
  *     auto.create.topics.enable (MSK, Confluent Cloud) does not fail at the
  *     first dead letter;
- *   - Elasticsearch: cluster monitor (and manage_index_templates when the
- *     template is installed), create_index and index on the indices.
+ *   - Elasticsearch: create_index and index on the indices (create_doc on
+ *     a data stream, with auto_configure for its creation by the first
+ *     write); no cluster privilege.
  *
  * The source topics (READ) are check_topics' and the transactional.id
  * (WRITE on the prefix logpipe-<group>-) the dead-letter producer's, in
@@ -156,17 +157,19 @@ static int check_dead_letter_topic(rd_kafka_t *rk, const lp_consume_opts *o, con
     return lp_fail(e, LP_EXIT_KAFKA, "dead-letter topic %s does not exist and creating it failed: %s", dlq, why);
 }
 
+/* Only the privileges to write: the template is `logpipe setup`'s (or
+ * installed here only when the credentials happen to have
+ * manage_index_templates, target.c), and GET / needs no monitor (a 403
+ * from Elasticsearch is still Elasticsearch, lp_es_check). */
 int lp_consume_check_es_privileges(lp_es *es, const lp_consume_opts *o, lp_error *e)
 {
-    static const char *const with_template[] = {"monitor", "manage_index_templates", NULL};
-    static const char *const without[] = {"monitor", NULL};
-    static const char *const on_indices[] = {"create_index", "index", NULL};
-    lp_buf name = LP_BUF_INIT, pattern = LP_BUF_INIT;
-    lp_index_template_names(o->index_pattern, &name, &pattern);
-    int rc = lp_es_check_privileges(es, o->install_template ? with_template : without, lp_buf_cstr(&pattern),
-                                    on_indices, e);
-    lp_buf_free(&name);
-    lp_buf_free(&pattern);
+    static const char *const cluster[] = {NULL};
+    static const char *const dated[] = {"create_index", "index", NULL};
+    static const char *const stream[] = {"create_doc", "auto_configure", NULL};
+    lp_target t;
+    lp_target_init(&t, o->index_pattern, o->data_stream, o->shards, o->replicas);
+    int rc = lp_es_check_privileges(es, cluster, t.tpl.pattern, o->data_stream ? stream : dated, e);
+    lp_target_free(&t);
     return rc;
 }
 

@@ -52,7 +52,10 @@ lp_buf *lp_bulk_begin(lp_bulk *b, const char *index, size_t index_len, const cha
         b->items = lp_xrealloc(b->items, b->cap * sizeof *b->items);
     }
     b->items[b->n].off = b->body.len;
-    lp_buf_puts_lit(&b->body, "{\"index\":{\"_index\":");
+    if (b->create)
+        lp_buf_puts_lit(&b->body, "{\"create\":{\"_index\":");
+    else
+        lp_buf_puts_lit(&b->body, "{\"index\":{\"_index\":");
     b->open_index_at = b->body.len;
     lp_json_str(&b->body, index, index_len);
     b->open_index_len = b->body.len - b->open_index_at;
@@ -61,6 +64,8 @@ lp_buf *lp_bulk_begin(lp_bulk *b, const char *index, size_t index_len, const cha
     lp_buf_puts_lit(&b->body, "}}\n");
     return &b->body;
 }
+
+void lp_bulk_set_create(lp_bulk *b, int create) { b->create = create; }
 
 int lp_bulk_set_index(lp_bulk *b, const char *index, size_t index_len)
 {
@@ -161,12 +166,26 @@ static int is_document_fault(const char *type, const char *reason)
            strstr(reason, "Document contains at least one immense term");
 }
 
+/* An action line's or a response item's one member ("index" or "create"). */
+static json_t *action_of(json_t *item)
+{
+    void *it = json_object_size(item) == 1 ? json_object_iter(item) : NULL;
+    return it ? json_object_iter_value(it) : NULL;
+}
+
+/* A create answered 409 version_conflict_engine_exception: that _id (this
+ * topic-partition-offset) is already in the target, so the document is. */
+static int already_indexed(const lp_bulk *b, int status, const char *type)
+{
+    return b->create && status == 409 && type && !strcmp(type, "version_conflict_engine_exception");
+}
+
 /* The index an item was sent to, from its action line in the body. */
 static void item_index(const lp_bulk *b, const lp_bulk_item *it, char *out, size_t len)
 {
     const char *line = b->body.data + it->off, *nl = memchr(line, '\n', it->len);
     json_t *action = json_loadb(line, nl ? (size_t)(nl - line) : it->len, 0, NULL);
-    const char *name = json_string_value(json_object_get(json_object_get(action, "index"), "_index"));
+    const char *name = json_string_value(json_object_get(action_of(action), "_index"));
     snprintf(out, len, "%s", name ? name : "?");
     json_decref(action);
 }
@@ -200,7 +219,7 @@ long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e
     b->retry_note[0] = '\0';
     for (size_t k = 0; k < nsent; k++) {
         lp_bulk_item *it = &b->items[b->nsent ? b->sent[k] : k];
-        json_t *result = json_object_get(json_array_get(items, k), "index");
+        json_t *result = action_of(json_array_get(items, k));
         json_t *status = json_object_get(result, "status");
         if (!json_is_integer(status)) {
             json_decref(root);
@@ -214,7 +233,7 @@ long lp_bulk_read_response(lp_bulk *b, const char *body, size_t len, lp_error *e
         const char *why = json_is_string(error) ? json_string_value(error)
                                                 : json_string_value(json_object_get(error, "reason"));
         char index[256];
-        if (st >= 200 && st < 300) {
+        if ((st >= 200 && st < 300) || already_indexed(b, st, type)) {
             it->state = LP_ITEM_OK;
             it->status = (uint16_t)st;
             b->pending--;

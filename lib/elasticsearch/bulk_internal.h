@@ -21,6 +21,7 @@ struct lp_bulk {
     lp_bulk_item *items;
     size_t n, cap, pending;
     size_t open_index_at, open_index_len; /* the open item's escaped index name */
+    int create;                           /* "create" actions, not "index" (lp_bulk_set_create) */
     size_t *sent; /* item indices in the request in flight */
     size_t nsent, nsent_cap;
     /* owned by the client while submitted */

@@ -352,7 +352,7 @@ int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e)
         rc = transport_error(es, &r, e);
     } else if (r.status == 401) {
         rc = auth_error(es, r.status, e);
-    } else if (r.status == 403) {
+    } else if (r.status == 403 && !r.elastic_header) {
         rc = lp_fail(e, LP_EXIT_USAGE, "Elasticsearch at %s (--es) accepted the credentials but denies GET / "
                      "(HTTP 403): grant the cluster privilege monitor (docs/deploy.md)", es->url);
     } else {
@@ -360,8 +360,9 @@ int lp_es_check(lp_es *es, char *version, size_t version_len, lp_error *e)
         const char *num = json_string_value(json_object_get(json_object_get(root, "version"), "number"));
         if (num || r.elastic_header) {
             /* Some distributions (integ-test builds, locked-down clusters) do
-             * not serve GET /; the product header every response carries is
-             * the check the official clients use. */
+             * not serve GET /, and a writer without cluster monitor gets 403;
+             * the product header every response carries is the check the
+             * official clients use. */
             if (version && version_len)
                 es_version(es, num, version, version_len);
         } else {
@@ -395,17 +396,23 @@ static void list_missing(json_t *granted, const char *kind, const char *on, lp_b
     }
 }
 
-int lp_es_check_privileges(lp_es *es, const char *const *cluster, const char *index_pattern,
-                           const char *const *index_privs, lp_error *e)
+int lp_es_has_privileges(lp_es *es, const char *const *cluster, const char *index_pattern,
+                         const char *const *index_privs, lp_buf *missing, lp_error *e)
 {
-    json_t *req = json_pack("{s:o, s:[{s:[s], s:o}]}", "cluster", string_array(cluster), "index", "names",
-                            index_pattern, "privileges", string_array(index_privs));
+    /* An empty list is a 400, which would read as "no security": ask only
+     * for what is named. */
+    json_t *req = json_object();
+    if (cluster && cluster[0])
+        json_object_set_new(req, "cluster", string_array(cluster));
+    if (index_privs && index_privs[0])
+        json_object_set_new(req, "index", json_pack("[{s:[s], s:o}]", "names", index_pattern, "privileges",
+                                                     string_array(index_privs)));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     reply r = {0};
     request(es, "POST", "/_security/user/_has_privileges", body, 10000, &r);
     free(body);
-    int rc = 0;
+    int rc = 1;
     if (r.code != CURLE_OK) {
         rc = transport_error(es, &r, e);
     } else if (r.status == 401) {
@@ -413,14 +420,12 @@ int lp_es_check_privileges(lp_es *es, const char *const *cluster, const char *in
     } else if (r.status == 200) {
         json_t *root = json_loadb(r.body.buf.data ? r.body.buf.data : "", r.body.buf.len, 0, NULL);
         if (!json_is_true(json_object_get(root, "has_all_requested"))) {
-            lp_buf missing = LP_BUF_INIT;
-            list_missing(json_object_get(root, "cluster"), "cluster", NULL, &missing);
-            list_missing(json_object_get(json_object_get(root, "index"), index_pattern), "index", index_pattern,
-                         &missing);
-            rc = lp_fail(e, LP_EXIT_USAGE, "Elasticsearch at %s (--es): the user or API key lacks %s "
-                         "(grant it in a role: docs/deploy.md lists what logpipe needs)", es->url,
-                         missing.len ? lp_buf_cstr(&missing) : "a privilege it needs");
-            lp_buf_free(&missing);
+            rc = 0;
+            if (missing) {
+                list_missing(json_object_get(root, "cluster"), "cluster", NULL, missing);
+                list_missing(json_object_get(json_object_get(root, "index"), index_pattern), "index",
+                             index_pattern, missing);
+            }
         }
         json_decref(root);
     } /* anything else: security is not enabled, so no privilege can be missing */
@@ -472,24 +477,97 @@ int lp_es_check_pipeline(lp_es *es, lp_error *e)
     return rc;
 }
 
-int lp_es_install_template(lp_es *es, const char *name, const char *index_pattern, lp_error *e)
+int lp_es_check_privileges(lp_es *es, const char *const *cluster, const char *index_pattern,
+                           const char *const *index_privs, lp_error *e)
 {
-    lp_buf body = LP_BUF_INIT, path = LP_BUF_INIT;
-    lp_es_template_body(&body, index_pattern);
-    lp_buf_printf(&path, "/_index_template/%s", name);
+    lp_buf missing = LP_BUF_INIT;
+    int has = lp_es_has_privileges(es, cluster, index_pattern, index_privs, &missing, e);
+    if (!has)
+        lp_fail(e, LP_EXIT_USAGE, "Elasticsearch at %s (--es): the user or API key lacks %s "
+                "(grant it in a role: docs/deploy.md lists what logpipe needs)", es->url,
+                missing.len ? lp_buf_cstr(&missing) : "a privilege it needs");
+    lp_buf_free(&missing);
+    return has == 1 ? 0 : -1;
+}
+
+/* A blocking request's failure as an error naming what was asked: transport,
+ * authentication, or the status and the start of the answer. */
+static int request_failed(lp_es *es, const reply *r, const char *what, lp_error *e)
+{
+    if (r->code != CURLE_OK)
+        return transport_error(es, r, e);
+    if (r->status == 401)
+        return auth_error(es, r->status, e);
+    return lp_fail(e, r->status == 403 ? LP_EXIT_USAGE : LP_EXIT_ES, "%s failed (HTTP %ld): %.300s", what,
+                   r->status, r->body.buf.data ? r->body.buf.data : "");
+}
+
+int lp_es_install_template(lp_es *es, const lp_es_template *t, lp_error *e)
+{
+    lp_buf body = LP_BUF_INIT, path = LP_BUF_INIT, what = LP_BUF_INIT;
+    lp_es_template_body(&body, t, NULL);
+    lp_buf_printf(&path, "/_index_template/%s", t->name);
+    lp_buf_printf(&what, "installing index template %s", t->name);
     reply r = {0};
     request(es, "PUT", lp_buf_cstr(&path), lp_buf_cstr(&body), 30000, &r);
-    int rc = 0;
-    if (r.code != CURLE_OK)
-        rc = transport_error(es, &r, e);
-    else if (r.status == 401 || r.status == 403)
-        rc = auth_error(es, r.status, e);
-    else if (r.status != 200)
-        rc = lp_fail(e, LP_EXIT_ES, "installing index template %s failed (HTTP %ld): %.300s", name,
-                     r.status, r.body.buf.data ? lp_buf_cstr(&r.body.buf) : "");
+    int rc = r.code == CURLE_OK && r.status == 200 ? 0 : request_failed(es, &r, lp_buf_cstr(&what), e);
     lp_buf_free(&r.body.buf);
     lp_buf_free(&body);
     lp_buf_free(&path);
+    lp_buf_free(&what);
+    return rc;
+}
+
+int lp_es_template_check(lp_es *es, const lp_es_template *t, lp_es_template_state *state, lp_error *e)
+{
+    lp_buf path = LP_BUF_INIT, what = LP_BUF_INIT;
+    lp_buf_printf(&path, "/_index_template/%s", t->name);
+    lp_buf_printf(&what, "reading index template %s", t->name);
+    reply r = {0};
+    request(es, "GET", lp_buf_cstr(&path), NULL, 30000, &r);
+    int rc = 0;
+    *state = LP_TEMPLATE_MISSING;
+    if (r.code == CURLE_OK && r.status == 200) {
+        char want[17];
+        lp_buf body = LP_BUF_INIT;
+        lp_es_template_body(&body, t, want);
+        lp_buf_free(&body);
+        json_t *root = json_loadb(r.body.buf.data ? r.body.buf.data : "", r.body.buf.len, 0, NULL);
+        json_t *tpl = json_object_get(json_array_get(json_object_get(root, "index_templates"), 0), "index_template");
+        const char *have = json_string_value(json_object_get(json_object_get(tpl, "_meta"), LP_ES_TEMPLATE_STAMP_KEY));
+        *state = have && !strcmp(have, want) ? LP_TEMPLATE_CURRENT : LP_TEMPLATE_STALE;
+        json_decref(root);
+    } else if (!(r.code == CURLE_OK && r.status == 404)) {
+        rc = request_failed(es, &r, lp_buf_cstr(&what), e);
+    }
+    lp_buf_free(&r.body.buf);
+    lp_buf_free(&path);
+    lp_buf_free(&what);
+    return rc;
+}
+
+int lp_es_create_data_stream(lp_es *es, const char *name, lp_error *e)
+{
+    lp_buf path = LP_BUF_INIT, what = LP_BUF_INIT;
+    lp_buf_printf(&path, "/_data_stream/%s", name);
+    lp_buf_printf(&what, "creating data stream %s", name);
+    reply r = {0};
+    request(es, "PUT", lp_buf_cstr(&path), NULL, 30000, &r);
+    const char *answer = r.body.buf.data ? lp_buf_cstr(&r.body.buf) : "";
+    int rc;
+    if (r.code == CURLE_OK && r.status == 200)
+        rc = 1;
+    else if (r.code == CURLE_OK && r.status == 400 && strstr(answer, "resource_already_exists_exception"))
+        rc = 0;
+    else if (r.code == CURLE_OK && r.status == 405)
+        rc = lp_fail(e, LP_EXIT_USAGE, "Elasticsearch at %s (--es) has no data stream API (HTTP 405 for PUT "
+                     "_data_stream: a distribution without the data-streams module); the template is installed, "
+                     "and the first write creates data stream %s", es->url, name);
+    else
+        rc = request_failed(es, &r, lp_buf_cstr(&what), e);
+    lp_buf_free(&r.body.buf);
+    lp_buf_free(&path);
+    lp_buf_free(&what);
     return rc;
 }
 

@@ -84,16 +84,57 @@ int lp_es_check_pipeline_name(const char *name, lp_error *e);
  * the run instead, committing nothing. No pipeline or "_none" passes. */
 int lp_es_check_pipeline(lp_es *es, lp_error *e);
 
-/* PUT _index_template/<name> with the mappings from docs/schema.md, for
- * indices matching index_pattern (e.g. "logs-access-*"). Blocking. */
-int lp_es_install_template(lp_es *es, const char *name, const char *index_pattern, lp_error *e);
-
 /* GET _index_template/<name>: 1 when it exists, 0 when not, -1 with e set
  * when Elasticsearch could not say. */
 int lp_es_template_exists(lp_es *es, const char *name, lp_error *e);
 
-/* The template body (JSON) for index_pattern, exposed for tests and docs. */
-void lp_es_template_body(lp_buf *out, const char *index_pattern);
+/* Like lp_es_check_privileges, but only asks: 1 when the credentials have
+ * every privilege named (or the cluster has no security feature), 0 when
+ * not (missing, when not NULL, lists what lacks), -1 and e on a transport or
+ * authentication failure. */
+int lp_es_has_privileges(lp_es *es, const char *const *cluster, const char *index_pattern,
+                         const char *const *index_privs, lp_buf *missing, lp_error *e);
+
+/* ---- the index template (template.c, setup.c) ---------------------------- */
+
+/* The _meta key holding the template's stamp (a hash of its body). */
+#define LP_ES_TEMPLATE_STAMP_KEY "logpipe_stamp"
+
+typedef struct lp_es_template {
+    const char *name;    /* e.g. "logpipe-logs-access" */
+    const char *pattern; /* "logs-access-*", or a data stream's exact name */
+    int data_stream;     /* names matching pattern become data streams */
+    int shards;          /* index.number_of_shards; 0: the cluster's default */
+    int replicas;        /* index.number_of_replicas; -1: the cluster's default */
+} lp_es_template;
+
+/* 501 + 2 x the pattern's literal prefix length (+1 for an exact name):
+ * the more specific of two overlapping patterns wins, every one wins over
+ * the built-in logs-*-* (100). */
+long lp_es_template_priority(const char *pattern);
+
+/* The template body (JSON) for t, with the mappings of docs/schema.md and
+ * its stamp in _meta, also copied to stamp (16 hex digits) when not NULL. */
+void lp_es_template_body(lp_buf *out, const lp_es_template *t, char stamp[17]);
+
+/* PUT _index_template/<t->name>. Blocking. */
+int lp_es_install_template(lp_es *es, const lp_es_template *t, lp_error *e);
+
+/* What GET _index_template/<t->name> finds: */
+typedef enum lp_es_template_state {
+    LP_TEMPLATE_MISSING = 0,
+    LP_TEMPLATE_CURRENT,  /* its stamp is the one this logpipe would install */
+    LP_TEMPLATE_STALE,    /* another stamp, or none */
+} lp_es_template_state;
+
+/* Fills *state; -1 and e when the request fails (403 included). */
+int lp_es_template_check(lp_es *es, const lp_es_template *t, lp_es_template_state *state, lp_error *e);
+
+/* PUT _data_stream/<name>: 1 created, 0 it existed already; -1 and e on
+ * failure. A distribution without the data-streams module (the
+ * integ-test-zip) answers 405: -1 with LP_EXIT_USAGE and a message saying
+ * the first write will create it instead. */
+int lp_es_create_data_stream(lp_es *es, const char *name, lp_error *e);
 
 /* ---- bulk requests ----------------------------------------------------- */
 
@@ -103,6 +144,12 @@ lp_bulk *lp_bulk_new(void);
 void lp_bulk_free(lp_bulk *b);
 /* Empties b for reuse, keeping its memory. */
 void lp_bulk_reset(lp_bulk *b);
+
+/* Items added from now on are "create" actions (a data stream takes no
+ * other) instead of "index": a replayed _id is answered 409
+ * version_conflict_engine_exception, which counts as indexed (the document
+ * is already there, from the same offset). */
+void lp_bulk_set_create(lp_bulk *b, int create);
 
 /* Appends an "index" action (overwrite by _id: a replay never duplicates)
  * for doc (one JSON object, no newline) into index with the given _id. */

@@ -217,19 +217,21 @@ class LogpipeConsumeOperator(LogpipeOperator):
     """
 
     subcommand = "consume"
-    template_fields: Sequence[str] = ("topic", "group", "index", "dlq_topic", "until_idle", "max_seconds",
+    template_fields: Sequence[str] = ("topic", "group", "index", "data_stream", "dlq_topic", "until_idle", "max_seconds",
                                       "log_format", "timezone", "kafka_conn_id", "es_conn_id", "secrets",
                                       "extra_args", "fail_on_backlog")
 
     def __init__(self, *, topic: str, group: str, index: str = "logs-access-%Y.%m.%d",
                  dlq_topic: str | None = None, until_idle: float | str = 10, max_seconds: float | str = 240,
                  log_format: str = "auto", timezone: str = "UTC", es_conn_id: str = "elasticsearch_default",
-                 member: int = 0, fail_on_backlog: bool | str = False, **kwargs: Any) -> None:
+                 member: int = 0, fail_on_backlog: bool | str = False, data_stream: bool | str = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fail_on_backlog = fail_on_backlog
         self.topic = topic
         self.group = group
         self.index = index
+        self.data_stream = data_stream  # index names a data stream (--data-stream); "True" once templated
         self.dlq_topic = dlq_topic
         self.until_idle = until_idle
         self.max_seconds = max_seconds
@@ -241,7 +243,8 @@ class LogpipeConsumeOperator(LogpipeOperator):
     def build(self) -> tuple[list[str], dict[str, str]]:
         conn, env = self.connection_args(self.es_conn_id)
         args = [*conn, "--topic", str(self.topic), "--group", str(self.group),
-                "--index", str(self.index), "--until-idle", str(self.until_idle),
+                "--data-stream" if str(self.data_stream).lower() == "true" else "--index", str(self.index),
+                "--until-idle", str(self.until_idle),
                 "--max-seconds", str(self.max_seconds), "--format", str(self.log_format),
                 "--timezone", str(self.timezone), "--quiet", "--verbose",
                 "-X", f"client.id=logpipe-airflow-{self.member}"]

@@ -72,6 +72,11 @@ def wildcard(index_pattern: str) -> str:
 
 
 def count_documents(es: Elasticsearch, index_pattern: str, topic: str, ranges: dict[int, tuple[int, int]]) -> int:
+    """Distinct offsets of `ranges` found as documents. Dated indices (a % in
+    the pattern) hold one document per offset (a replay overwrites its _id),
+    so _count is exact. A data stream's replay across a rollover leaves a
+    second copy in the new write index (docs/guarantees.md), so there the
+    (partition, offset) pairs are counted, once each."""
     wanted = [{"bool": {"filter": [{"term": {"kafka.partition": p}},
                                    {"range": {"kafka.offset": {"gte": lo, "lt": hi}}}]}}
               for p, (lo, hi) in ranges.items() if hi > lo]
@@ -79,17 +84,40 @@ def count_documents(es: Elasticsearch, index_pattern: str, topic: str, ranges: d
         return 0
     s = es.session()
     index = wildcard(index_pattern)
+    lenient = {"allow_no_indices": "true", "ignore_unavailable": "true"}
     # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's
     # verify (psf/requests#3829), which would drop the connection's CA.
-    s.post(f"{es.url}/{index}/_refresh", params={"allow_no_indices": "true", "ignore_unavailable": "true"},
-           timeout=60, verify=s.verify).raise_for_status()
+    s.post(f"{es.url}/{index}/_refresh", params=lenient, timeout=60, verify=s.verify).raise_for_status()
     query = {"bool": {"filter": [{"term": {"kafka.topic": topic}}],
                       "should": wanted, "minimum_should_match": 1}}
-    r = s.post(f"{es.url}/{index}/_count", json={"query": query},
-               params={"allow_no_indices": "true", "ignore_unavailable": "true"}, timeout=60, verify=s.verify)
-    if r.status_code != 200:
-        raise AirflowException(f"reconcile: Elasticsearch _count on {index} answered {r.status_code}: {r.text[:300]}")
-    return int(r.json()["count"])
+    if "%" in index_pattern:
+        r = s.post(f"{es.url}/{index}/_count", json={"query": query}, params=lenient, timeout=60, verify=s.verify)
+        if r.status_code != 200:
+            raise AirflowException(f"reconcile: Elasticsearch _count on {index} answered {r.status_code}: "
+                                   f"{r.text[:300]}")
+        return int(r.json()["count"])
+    return _distinct_offsets(es, index, query)
+
+
+def _distinct_offsets(es: Elasticsearch, index: str, query: dict[str, Any]) -> int:
+    """(kafka.partition, kafka.offset) pairs matching query, each once: a
+    composite aggregation, paged 10,000 buckets at a time."""
+    s = es.session()
+    sources = [{"p": {"terms": {"field": "kafka.partition"}}}, {"o": {"terms": {"field": "kafka.offset"}}}]
+    after: dict[str, Any] | None = None
+    total = 0
+    while True:
+        comp: dict[str, Any] = {"size": 10_000, "sources": sources, **({"after": after} if after else {})}
+        r = s.post(f"{es.url}/{index}/_search", json={"size": 0, "query": query, "aggs": {"o": {"composite": comp}}},
+                   params={"allow_no_indices": "true", "ignore_unavailable": "true"}, timeout=120, verify=s.verify)
+        if r.status_code != 200:
+            raise AirflowException(f"reconcile: Elasticsearch _search on {index} answered {r.status_code}: "
+                                   f"{r.text[:300]}")
+        agg = r.json().get("aggregations", {}).get("o", {})
+        total += len(agg.get("buckets", []))
+        after = agg.get("after_key")
+        if not agg.get("buckets") or not after:
+            return total
 
 
 def count_dead_letters(kafka: Kafka, dlq_topic: str, topic: str, ranges: dict[int, tuple[int, int]],
