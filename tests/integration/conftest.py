@@ -58,6 +58,17 @@ def unique() -> str:
     return "t" + uuid.uuid4().hex[:10]
 
 
+@pytest.fixture
+def realm(stack: None) -> Iterator:
+    """Users and roles of this test in the secured Elasticsearch's file
+    realm (test_prerequisites.FileRealm), removed after."""
+    from test_prerequisites import FileRealm
+
+    fr = FileRealm()
+    yield fr
+    fr.remove()
+
+
 def create_topic(admin: AdminClient, name: str, partitions: int = 1) -> None:
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     futures[name].result(timeout=30)

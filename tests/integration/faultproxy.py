@@ -27,6 +27,7 @@ class Faults:
     fail_503_requests: int = 0   # answer this many bulk requests with 503 outright
     delay_s: float = 0.0         # added to every bulk request
     bulk_requests: int = 0
+    bulk_answers: int = 0        # bulk requests answered: bulk_requests - bulk_answers are in flight
     rewritten_items: int = 0
     authorizations: set[str] = field(default_factory=set)  # Authorization headers seen, to prove credentials arrived
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,6 +72,9 @@ def _handler(upstream: str, faults: Faults) -> type[http.server.BaseHTTPRequestH
             if inject_429 and status == 200:
                 data = self._rewrite(data)
             self._reply(status, data, ctype)
+            if is_bulk:
+                with faults.lock:
+                    faults.bulk_answers += 1
 
         def _rewrite(self, data: bytes) -> bytes:
             doc = json.loads(data)

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Self
 
+from confluent_kafka import Consumer, Producer, TopicPartition
 from conftest import create_topic, es_count
 from faultproxy import FaultProxy, Faults
 from helpers import assert_dead_lettered_once, committed, good_lines, read_topic, run
@@ -161,3 +162,82 @@ def test_the_cooperative_rebalance_protocol_is_refused_before_anything_is_read(l
     assert "-X partition.assignment.strategy=cooperative-sticky: the cooperative rebalance protocol is not " \
            "supported" in r.stderr
     assert_untouched(kafka, es, topic, unique)
+
+
+class UnstableOffsets:
+    """Holds a group's committed offsets "unstable" while in the block:
+    another producer (a transactional.id of its own) opens a transaction
+    with an offset commit for the group and aborts it on leaving. A
+    read_committed consumer's look-up of the committed offsets (logpipe's
+    rewind) waits meanwhile, as it does for a crashed member's transaction."""
+
+    def __init__(self, kafka: str, group: str, topic: str) -> None:
+        self.producer = Producer({"bootstrap.servers": kafka, "transactional.id": f"unstable-{group}"})
+        self.producer.init_transactions(30)
+        self.producer.begin_transaction()
+        member = Consumer({"bootstrap.servers": kafka, "group.id": group})  # never joins: generation -1
+        try:
+            self.producer.send_offsets_to_transaction([TopicPartition(topic, 0, 0)],
+                                                      member.consumer_group_metadata(), 30)
+        finally:
+            member.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.producer.abort_transaction(30)
+
+
+def wait_for_answers(faults: Faults, timeout: float = 120) -> None:
+    """Waits until the fault proxy has answered every bulk it received."""
+    deadline = time.time() + timeout
+    while faults.bulk_answers < faults.bulk_requests and time.time() < deadline:
+        time.sleep(0.1)
+    assert faults.bulk_answers == faults.bulk_requests, "a bulk is still unanswered"
+
+
+def test_a_rewind_under_until_idle_waits_for_the_messages_read_again(logpipe_bin, kafka, es, kafka_admin, unique):
+    # The consumer reads all 1,500 messages (its partition at its end) into
+    # slow bulks; its dead-letter producer is fenced, so the first commit
+    # fails and it rewinds to the committed offsets, whose look-up then
+    # waits (a transaction holds them unstable) for longer than
+    # --until-idle. Idle that long with its partition "at its end", the run
+    # must still forget that end and wait for the messages it reads again.
+    topic = f"logs-{unique}"
+    create_topic(kafka_admin, topic, partitions=1)
+    produce(logpipe_bin, kafka, topic, 1_500, seed=32, ratio="0.02")
+    group = f"g-{unique}"
+    faults = Faults(delay_s=2)
+    with FaultProxy(es, faults) as proxy:
+        p = start_consumer(logpipe_bin, kafka, proxy.url, topic, group, unique, "-v", "--until-idle", "3",
+                           "--batch-docs", "500")
+        lines, reader = log_lines(p)
+        try:
+            wait_for_bulks(faults, 1)
+            take_over_transactional_id(kafka, lines)
+            with UnstableOffsets(kafka, group, topic):
+                faults.delay_s = 0
+                wait_for_line(lines, "a new dead-letter producer took over")
+                wait_for_answers(faults)  # the rewind's drain is over: it looks the offsets up now
+                time.sleep(5)
+            p.wait(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        reader.join(timeout=10)
+    err = "".join(lines)
+    summary = json.loads(p.stdout.read().strip().splitlines()[-1])
+    print(f"exit {p.returncode}, summary {summary}")
+    assert p.returncode == 0, err
+    assert "rewound 1 partition(s) to their committed offsets" in err, err
+    good = good_lines(logpipe_bin, 1_500, 32, "0.02")
+    assert_exact(kafka, es, topic, group, unique, good)
+    assert_dead_lettered_once(kafka, topic, 1_500 - good)
+    # The summary counts the work done: every message twice (read, indexed
+    # or rejected, then again after the rewind), but what was committed
+    # once: the dead letters and the offsets (docs/guarantees.md).
+    assert summary["consumed"] == 3_000 and summary["indexed"] == 2 * good, summary
+    assert summary["rejected"] == 2 * (1_500 - good) and summary["dead_lettered"] == 1_500 - good, summary
+    assert summary["committed"] == {topic: {"0": 1_500}}, summary
+

@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -107,11 +106,28 @@ class FileRealm:
     def add(self, user: str, password: str, cluster: list[str], index: str, privileges: list[str]) -> None:
         role = f"role_{user}"
         self.added.append((role, user))
-        self._rewrite("roles.yml", lambda _: True,
-                      [f"{role}:", f"  cluster: {json.dumps(cluster)}",
-                       "  indices:", f"    - names: [{json.dumps(index)}]", f"      privileges: {json.dumps(privileges)}"])
+        self.set_role(user, cluster, index, privileges)
         self._rewrite("users", lambda _: True, [f"{user}:{pbkdf2(password)}"])
         self._rewrite("users_roles", lambda _: True, [f"{role}:{user}"])
+
+    def set_role(self, user: str, cluster: list[str], index: str, privileges: list[str]) -> None:
+        """Writes (or rewrites, for a user already added) the user's role."""
+        role = f"role_{user}"
+        self._rewrite("roles.yml", self._keep_all_but({role}),
+                      [f"{role}:", f"  cluster: {json.dumps(cluster)}",
+                       "  indices:", f"    - names: [{json.dumps(index)}]", f"      privileges: {json.dumps(privileges)}"])
+
+    @staticmethod
+    def _keep_all_but(roles: set[str]) -> callable:  # type: ignore[valid-type]
+        """A line filter for roles.yml that drops these roles' headers and indented lines."""
+        block: list[bool] = [False]
+
+        def keep(line: str) -> bool:
+            if line and not line.startswith(" "):
+                block[0] = line.rstrip(":") in roles
+            return not block[0]
+
+        return keep
 
     def wait_ready(self, user: str, password: str) -> None:
         deadline = time.time() + 60
@@ -126,23 +142,9 @@ class FileRealm:
     def remove(self) -> None:
         roles = {r for r, _ in self.added}
         users = {u for _, u in self.added}
-        block: list[bool] = [False]
-
-        def keep_role(line: str) -> bool:  # drops a role's header and its indented lines
-            if line and not line.startswith(" "):
-                block[0] = line.rstrip(":") in roles
-            return not block[0]
-
-        self._rewrite("roles.yml", keep_role, [])
+        self._rewrite("roles.yml", self._keep_all_but(roles), [])
         self._rewrite("users", lambda ln: ln.split(":", 1)[0] not in users, [])
         self._rewrite("users_roles", lambda ln: ln.split(":", 1)[0] not in roles, [])
-
-
-@pytest.fixture
-def realm(stack: None) -> Iterator[FileRealm]:
-    fr = FileRealm()
-    yield fr
-    fr.remove()
 
 
 def consume(logpipe: str, topic: str, group: str, index: str, es_user: str, es_password: str) -> subprocess.CompletedProcess:

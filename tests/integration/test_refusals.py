@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +20,18 @@ import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from conftest import create_topic, es_count
 from faultproxy import FaultProxy, Faults
-from helpers import committed, high_watermarks, peak_rss_kb, read_topic, run
-from test_faults import assert_exact, consume_to_end, finish, produce, start_consumer
+from helpers import Run, committed, high_watermarks, peak_rss_kb, read_topic, run
+from test_faults import (
+    FAST_GROUP,
+    assert_exact,
+    consume_to_end,
+    finish,
+    log_lines,
+    produce,
+    start_consumer,
+    wait_for_line,
+)
+from test_prerequisites import ES_SECURE, TLS, FileRealm, es_docs
 
 GOOD_LINE = b'1.2.3.4 - - [Jan 21 2026, 22:23:40] "GET /ok HTTP/1.1" 200 1 "-" "-"'
 
@@ -228,3 +239,110 @@ def test_the_summary_names_each_topic_once(logpipe_bin, kafka, es, kafka_admin, 
 
     s = json.loads(out.strip().splitlines()[-1], object_pairs_hook=no_repeats)
     assert s["committed"] == {a: {"0": 10, "1": 10}, b: {"0": 10}}
+
+
+def refused_once_running(logpipe_bin, kafka, topic, group, es, index, fault, *extra: str,
+                         env: dict | None = None) -> Run:
+    """Starts a consumer on the empty topic, enters `fault` (a context
+    manager) once it has its partitions, past its start-up checks, then
+    produces 30 good lines: the first bulk meets the fault. The fault is
+    lifted as soon as the run has ended, so a fault on the shared
+    Elasticsearch lasts seconds."""
+    p = subprocess.Popen([logpipe_bin, "consume", "-b", kafka, "-t", topic, "-g", group, "-e", es, "-i", index,
+                          "-v", "--until-idle", "30", "--max-seconds", "120", *FAST_GROUP, *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines, reader = log_lines(p)
+    try:
+        wait_for_line(lines, "assigned 3 partition(s)")
+        with fault:
+            producer = Producer({"bootstrap.servers": kafka})
+            for i in range(30):
+                producer.produce(topic, GOOD_LINE, partition=i % 3)
+            assert producer.flush(30) == 0
+            p.wait(timeout=150)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    reader.join(timeout=10)
+    return Run(p.returncode, p.stdout.read(), "".join(lines))
+
+
+@contextmanager
+def cluster_setting(es: str, name: str, value: str) -> Iterator[None]:
+    """Sets a transient cluster setting, restoring its previous transient value after."""
+    url = f"{es}/_cluster/settings"
+    before = requests.get(url, params={"flat_settings": "true"}, timeout=30).json()
+    previous = before.get("transient", {}).get(name)
+    requests.put(url, json={"transient": {name: value}}, timeout=30).raise_for_status()
+    try:
+        yield
+    finally:
+        requests.put(url, json={"transient": {name: previous}}, timeout=30).raise_for_status()
+
+
+def test_the_shard_limit_reached_before_a_new_daily_index_stops_the_run(logpipe_bin, kafka, es, topic, unique):
+    # The cluster's shard limit stops Elasticsearch from creating the day's
+    # index. This Elasticsearch is shared: the limit (1 shard a node, so
+    # that no other index changes the outcome) holds only while the
+    # consumer's one bulk is answered.
+    group, index = f"g-{unique}", f"{unique}-%Y.%m.%d"
+    r = refused_once_running(logpipe_bin, kafka, topic, group, es, index,
+                             cluster_setting(es, "cluster.max_shards_per_node", "1"), "--drain-timeout", "5")
+    assert_stopped_untouched(r, kafka, topic, group, [f"{unique}-2026.01.21", "validation_exception",
+                                                      "maximum normal shards open", "not for the document's fault"])
+    assert requests.head(f"{es}/{unique}-2026.01.21", timeout=30).status_code == 404
+
+
+@contextmanager
+def data_stream_template(es: str, name: str) -> Iterator[None]:
+    """A composable template making `name` a data stream. Neither the data
+    stream nor, once it exists, its template can be removed on this
+    distribution (no data-streams REST module): it is one empty shard."""
+    body = {"index_patterns": [name], "data_stream": {}, "priority": 300,
+            "template": {"settings": {"number_of_replicas": 0}}}
+    requests.put(f"{es}/_index_template/{name}", json=body, timeout=30).raise_for_status()
+    yield
+
+
+def test_a_data_stream_that_takes_only_create_stops_the_run(logpipe_bin, kafka, es, topic, unique):
+    # logpipe writes `index` actions (a replay overwrites by _id); a data
+    # stream takes `create` only, for every document alike.
+    produce(logpipe_bin, kafka, topic, 300, seed=35)
+    group, index = f"g-{unique}", f"{unique}-ds"
+    with data_stream_template(es, index):
+        r = consume_once(logpipe_bin, kafka, es, topic, group, index, "--no-template")
+    assert_stopped_untouched(r, kafka, topic, group, [index, "illegal_argument_exception",
+                                                      "only write ops with an op_type of create"])
+    assert es_count(es, index) == 0
+
+
+@contextmanager
+def index_privileges_narrowed(realm: FileRealm, user: str, password: str, unique: str) -> Iterator[None]:
+    """The user's role loses create_index and index on every index but the
+    day before the lines' day, once Elasticsearch has reloaded it."""
+    realm.set_role(user, ["monitor", "manage_index_templates"], f"{unique}-2026.01.20", ["create_index", "index"])
+    body = {"index": [{"names": [f"{unique}-2026.01.21"], "privileges": ["index"]}]}
+    deadline = time.time() + 60
+    while requests.post(f"{ES_SECURE}/_security/user/_has_privileges", json=body, auth=(user, password),
+                        verify=str(TLS / "ca.pem"), timeout=30).json().get("has_all_requested"):
+        assert time.time() < deadline, "Elasticsearch did not reload the role in 60 s"
+        time.sleep(0.5)
+    yield
+
+
+def test_a_missing_privilege_for_the_new_daily_index_stops_the_run(logpipe_bin, kafka, topic, unique, realm):
+    # The secured Elasticsearch, whose file realm gets this test's user: it
+    # passes logpipe's start-up check of its privileges, then loses them
+    # for the day the lines fall in (as a role scoped to dated names would
+    # at midnight).
+    user, password = f"u{unique}", f"p{unique}"
+    realm.add(user, password, ["monitor", "manage_index_templates"], f"{unique}-*", ["create_index", "index"])
+    realm.wait_ready(user, password)
+    group = f"g-{unique}"
+    r = refused_once_running(logpipe_bin, kafka, topic, group, ES_SECURE, f"{unique}-%Y.%m.%d",
+                             index_privileges_narrowed(realm, user, password, unique),
+                             "--es-ca", str(TLS / "ca.pem"), "--es-user", user,
+                             env={**os.environ, "LOGPIPE_ES_PASSWORD": password})
+    assert_stopped_untouched(r, kafka, topic, group, [f"{unique}-2026.01.21", "security_exception", "unauthorized",
+                                                      "not for the document's fault"])
+    assert es_docs(f"{unique}-*") == 0
