@@ -37,6 +37,7 @@ import time
 import uuid
 from pathlib import Path
 
+import fluent_bit
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,8 +100,10 @@ def bench_parse(args, work: Path, n: dict) -> dict:
         lp = n["parse"] / timed(["taskset", "-c", "0", logpipe(args), "parse", "--format", fmt], lines, n["repeat"])
         pc = n["parse"] / timed(["taskset", "-c", "0", args.pcre2, fmt], lines, n["repeat"])
         py = n["python_parse"] / timed(["taskset", "-c", "0", PY, str(BENCH / "baseline_parse.py"), fmt], py_lines, 1)
+        fb = fluent_bit.parse_lines_per_s(lines, n["parse"], n["repeat"]) if fmt == "seed" else None
         out[fmt] = {"logpipe_lines_per_s": lp, "pcre2_lines_per_s": pc, "python_lines_per_s": py,
                     "vs_python": lp / py, "vs_pcre2": lp / pc,
+                    **({"fluent_bit_lines_per_s": fb, "vs_fluent_bit": lp / fb} if fb else {}),
                     "instructions_per_line": {"logpipe": callgrind_per_line(args, [logpipe(args), "parse",
                                                                                    "--format", fmt], fmt, work),
                                               "pcre2": callgrind_per_line(args, [args.pcre2, fmt], fmt, work)}}
@@ -237,6 +240,11 @@ def bench_consume(args, work: Path, n: dict) -> dict:
     docs = es_count(cidx)
     out["ceiling"] = {**res, "docs": docs, "docs_per_s": docs / res["wall_s"],
                       "cpu_s_per_million": res["cpu_s"] / docs * 1e6}
+    fb = fluent_bit.consume(KAFKA, ES, topic, n["consume"])  # the topic logpipe read, in a group of its own
+    if fb:
+        out["fluent_bit"] = fb
+        out["cpu_vs_fluent_bit"] = out["logpipe"]["cpu_s_per_million"] / fb["cpu_s_per_million"]
+        out["vs_fluent_bit"] = out["logpipe"]["docs_per_s"] / fb["docs_per_s"]
     out["logpipe_pct_of_ceiling"] = 100 * out["logpipe"]["docs_per_s"] / out["ceiling"]["docs_per_s"]
     out["vs_python"] = out["logpipe"]["docs_per_s"] / out["python"]["docs_per_s"]
     out["cpu_vs_python"] = out["logpipe"]["cpu_s_per_million"] / out["python"]["cpu_s_per_million"]
@@ -345,6 +353,11 @@ def table(r: dict) -> str:
                     f"{p['vs_pcre2']:4.2f}x PCRE2-JIT ({p['pcre2_lines_per_s']:,.0f}) | "
                     f"{p['instructions_per_line']['logpipe']:,.0f} vs {p['instructions_per_line']['pcre2']:,.0f} "
                     f"instr/line")
+    if "parse" in r:
+        p = r["parse"]["seed"]
+        rows.append(f"parse seed     Fluent Bit {p['fluent_bit_lines_per_s']:>9,.0f} lines/s | logpipe "
+                    f"{p['vs_fluent_bit']:4.2f}x" if "vs_fluent_bit" in p else f"parse seed     Fluent Bit "
+                    f"{fluent_bit.SKIPPED}")
     if "produce" in r:
         p = r["produce"]
         rows.append(f"produce        logpipe {p['logpipe_msgs_per_s']:>12,.0f} msgs/s  | "
@@ -358,6 +371,13 @@ def table(r: dict) -> str:
                     f"{c['vs_python']:4.1f}x Python ({c['python']['docs_per_s']:,.0f}) | CPU/M "
                     f"{c['logpipe']['cpu_s_per_million']:.1f}s vs {c['python']['cpu_s_per_million']:.1f}s | "
                     f"RSS {c['logpipe']['peak_rss_mb']:.0f} vs {c['python']['peak_rss_mb']:.0f} MB")
+    if "consume" in r:
+        c = r["consume"]
+        rows.append(f"consume        Fluent Bit {c['fluent_bit']['docs_per_s']:>9,.0f} docs/s  | logpipe "
+                    f"{c['vs_fluent_bit']:4.2f}x the docs/s at {c['cpu_vs_fluent_bit']:4.2f}x the CPU/M "
+                    f"({c['logpipe']['cpu_s_per_million']:.1f}s vs {c['fluent_bit']['cpu_s_per_million']:.1f}s) | "
+                    f"RSS {c['logpipe']['peak_rss_mb']:.0f} vs {c['fluent_bit']['peak_rss_mb']:.0f} MB"
+                    if "fluent_bit" in c else f"consume        Fluent Bit {fluent_bit.SKIPPED}")
     if "latency" in r:
         la = r["latency"]
         rows.append(f"latency        {la['rate']} msg/s for {la['seconds']} s: p50 {la['p50_s']:.2f} s, "

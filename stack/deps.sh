@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config
-              librdkafka-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev libmicrohttpd-dev
+              librdkafka-dev libcurl4-openssl-dev libjansson-dev libdeflate-dev zlib1g-dev libmicrohttpd-dev
               clang kafkacat curl unzip openjdk-17-jre-headless maven python3-venv
               valgrind time libpcre2-dev libssl-dev nginx zip shellcheck)
 

@@ -72,6 +72,7 @@ def test_layout_is_what_mwaa_reads(bundle):
     assert "logpipe" in names and "logpipe_plugin.py" in names and "logpipe_airflow/operators.py" in names
     assert "logpipe_airflow/platform_check.py" in names
     assert any(n.startswith("lib/librdkafka.so") for n in names)
+    assert any(n.startswith("lib/libdeflate.so") for n in names)  # gzip of _bulk bodies: not on MWAA's image
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     req = (bundle / "requirements.txt").read_text()
     assert mwaa_python("3.0.6") == "3.12"  # images/airflow/3.0.6 of aws/amazon-mwaa-docker-images
