@@ -1,5 +1,6 @@
 """The consumer DAG on the three-broker cluster: `log_consumer_pipeline`
-with three consumers, a broker killed with SIGKILL while it runs.
+with three consumers, a broker killed with SIGKILL while it runs (and
+started again 10 s later, while the run goes on).
 
 The DAG runs through `airflow dags test` of the local Airflow install
 (stack/airflow.sh, its own metadata DB: never the shared, running Airflow),
@@ -14,11 +15,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 import threading
+import time
 
 from conftest import (
     BOOTSTRAP,
+    CLUSTER,
     ES,
     ROOT,
     cluster_up,
@@ -62,11 +66,16 @@ def test_consumer_dag_with_three_consumers_survives_a_broker_kill(logpipe_bin, a
     done: list = []
     dag = threading.Thread(target=lambda: done.append(airflow_fixtures.dags_test(CONSUMER, conf, logpipe_bin, env)))
     dag.start()
+    back = None
     try:
         wait_for_count(pattern, 3_000, timeout=240)  # the first consumer task is indexing
         kill_broker(victim)  # leads the most of the six partitions
+        time.sleep(10)  # fenced (broker.session.timeout.ms 6 s): the run goes on without it
+        back = subprocess.Popen([*CLUSTER, "up"], stdout=subprocess.DEVNULL)  # returns while the run goes on
         dag.join(timeout=600)
     finally:
+        if back is not None:
+            back.wait(timeout=900)
         cluster_up()
     assert done, "airflow dags test did not finish in 10 minutes"
     result = done[0]
