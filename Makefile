@@ -8,7 +8,7 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 PY := .venv/bin/python
 
-.PHONY: bundle all deps build unit integration test-airflow test-cluster test test-asan fuzz bench bench-smoke demo stack-up stack-down stack-status lint clean
+.PHONY: bundle all deps build unit integration test-airflow test-cluster test test-asan fuzz bench bench-cluster bench-smoke demo stack-up stack-down stack-status lint clean
 
 all: build
 
@@ -104,6 +104,17 @@ bench: deps
 	.venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 	bash stack/stack.sh up
 	.venv/bin/python bench/run.py --mode $(BENCH_MODE) --stages $(BENCH_STAGES) --out $(BENCH_OUT)
+
+# The scaling stage on the three-broker, three-node cluster (stack/cluster.sh):
+# 1/2/4/6 consumers on a 6-partition topic; the cluster is brought up for it
+# and down after it. Not part of make test (docs/performance.md).
+bench-cluster: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOGPIPE_BENCH=ON >/dev/null
+	cmake --build $(BUILD)
+	.venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	bash stack/stack.sh cluster up && \
+	  .venv/bin/python bench/run.py --mode $(BENCH_MODE) --stages cluster --out $(BENCH_OUT); \
+	  rc=$$?; bash stack/stack.sh cluster down; exit $$rc
 
 # The smoke run make test includes: the parse stage, quick sizes, results
 # written to build/ so a test run leaves the committed results alone.

@@ -15,6 +15,9 @@ Stages (docs/performance.md explains each choice):
   latency   produce at a steady rate while logpipe consume runs: produce-to-searchable
             p50/p99/max
   scaling   1, 2, 4 logpipe consume processes in one group on a 4-partition topic
+  cluster   1, 2, 4, 6 processes in one group on a 6-partition topic (replication 3) of the
+            three-broker cluster, into the three-node Elasticsearch (3 shards, 1 replica):
+            `make bench-cluster` (stack/stack.sh cluster); not in the default stages
 
 Writes bench/results/<date>-<mode>.json and .png and prints a table.
 """
@@ -44,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 KAFKA = os.environ.get("LOGPIPE_KAFKA", "127.0.0.1:9092")
 ES = os.environ.get("LOGPIPE_ES", "http://127.0.0.1:9200")
+CLUSTER_KAFKA = "127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093"  # stack/cluster.sh's ports
+CLUSTER_ES = "http://127.0.0.1:19201"
 PY = sys.executable
 
 SIZES = {  # quick: a smoke run for CI; full: the issue's sizes
@@ -135,12 +140,13 @@ def callgrind_per_line(args, cmd: list[str], fmt: str, work: Path, *gen: str) ->
 
 # ---- produce -------------------------------------------------------------------------
 
-def new_topic(partitions: int = 3) -> str:
+def new_topic(partitions: int = 3, kafka: str = KAFKA, replication: int = 1) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": KAFKA})  # must outlive the future
-    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
+    admin = AdminClient({"bootstrap.servers": kafka})  # must outlive the future
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replication)])[name].result(
+        timeout=30)
     return name
 
 
@@ -163,9 +169,9 @@ def bench_produce(args, work: Path, n: dict) -> dict:
 
 # ---- consume -------------------------------------------------------------------------
 
-def fill_topic(args, count: int, partitions: int = 3) -> str:
-    topic = new_topic(partitions)
-    sh([logpipe(args), "produce", "-b", KAFKA, "-t", topic, "--count", str(count), "--seed", "7",
+def fill_topic(args, count: int, partitions: int = 3, kafka: str = KAFKA, replication: int = 1) -> str:
+    topic = new_topic(partitions, kafka, replication)
+    sh([logpipe(args), "produce", "-b", kafka, "-t", topic, "--count", str(count), "--seed", "7",
         "--start", "2026-01-21T00:00:00Z"])
     return topic
 
@@ -178,9 +184,9 @@ def copy_template(from_index: str, to_index: str) -> None:
     requests.put(f"{ES}/_index_template/bench-{to_index}", json=body, timeout=30).raise_for_status()
 
 
-def es_count(index: str) -> int:
-    requests.post(f"{ES}/{index}/_refresh", timeout=120)
-    return int(requests.get(f"{ES}/{index}/_count", timeout=60).json()["count"])
+def es_count(index: str, es: str = ES) -> int:
+    requests.post(f"{es}/{index}/_refresh", timeout=120)
+    return int(requests.get(f"{es}/{index}/_count", timeout=60).json()["count"])
 
 
 def ceiling(args, work: Path, docs_from: Path, count: int, index: str, clients: int = 4) -> dict:
@@ -308,26 +314,41 @@ def bench_latency(args, n: dict, rate: int = 5000) -> dict:
 
 
 def bench_scaling(args, work: Path, n: dict) -> dict:
+    return scaling(args, work, n["scaling"], KAFKA, ES, partitions=4, members=(1, 2, 4))
+
+
+def bench_cluster(args, work: Path, n: dict) -> dict:
+    """The same on the three-broker, three-node cluster: each index made
+    beforehand with 3 primaries and 1 replica, so every node indexes (the
+    cluster's default of 1 primary would put all the work on one node)."""
+    return scaling(args, work, n["scaling"], CLUSTER_KAFKA, CLUSTER_ES, partitions=6, members=(1, 2, 4, 6),
+                   replication=3, index_settings={"number_of_shards": 3, "number_of_replicas": 1})
+
+
+def scaling(args, work: Path, count: int, kafka: str, es: str, partitions: int, members: tuple[int, ...],
+            replication: int = 1, index_settings: dict | None = None) -> dict:
     """Each member's log (-v: its assignments and revocations) is kept in
     .cache/bench/scaling-<k>-<i>.log, and a run that did not index the whole
     topic stops the benchmark rather than report a throughput for part of it."""
     out = {}
-    topic = fill_topic(args, n["scaling"], partitions=4)
-    for k in (1, 2, 4):
+    topic = fill_topic(args, count, partitions, kafka, replication)
+    for k in members:
         idx = f"bench-scale{k}-{uuid.uuid4().hex[:6]}"
+        if index_settings:
+            requests.put(f"{es}/{idx}", json={"settings": index_settings}, timeout=120).raise_for_status()
         logs = [work / f"scaling-{k}-{i}.log" for i in range(k)]
         t0 = time.perf_counter()
-        procs = [subprocess.Popen([logpipe(args), "consume", "-b", KAFKA, "-t", topic, "-g", f"g-{idx}", "-e", ES,
+        procs = [subprocess.Popen([logpipe(args), "consume", "-b", kafka, "-t", topic, "-g", f"g-{idx}", "-e", es,
                                    "-i", idx, "--until-idle", "3", "-v"], stdout=subprocess.DEVNULL,
                                   stderr=log.open("w")) for log in logs]
         codes = [p.wait() for p in procs]
         secs = time.perf_counter() - t0 - 3
         # a member that died leaves its partitions idle for session.timeout.ms: not a throughput
         assert codes == [0] * k, f"{k} consumer(s) exited {codes}: read {logs}"
-        docs = es_count(idx)
-        assert docs == n["scaling"], f"{k} consumer(s) indexed {docs} of {n['scaling']}: read {logs}"
+        docs = es_count(idx, es)
+        assert docs == count, f"{k} consumer(s) indexed {docs} of {count}: read {logs}"
         out[str(k)] = {"docs": docs, "docs_per_s": docs / secs}
-        requests.delete(f"{ES}/{idx}", timeout=60)
+        requests.delete(f"{es}/{idx}", timeout=60)
     return out
 
 
@@ -382,9 +403,10 @@ def table(r: dict) -> str:
         la = r["latency"]
         rows.append(f"latency        {la['rate']} msg/s for {la['seconds']} s: p50 {la['p50_s']:.2f} s, "
                     f"p99 {la['p99_s']:.2f} s, max {la['max_s']:.2f} s")
-    if "scaling" in r:
-        rows.append("scaling        " + ", ".join(f"{k} consumer(s) {v['docs_per_s']:,.0f} docs/s"
-                                                  for k, v in r["scaling"].items()))
+    for stage in ("scaling", "cluster"):
+        if stage in r:
+            rows.append(f"{stage:<15}" + ", ".join(f"{k} consumer(s) {v['docs_per_s']:,.0f} docs/s"
+                                                   for k, v in r[stage].items()))
     return "\n".join(rows)
 
 
@@ -409,9 +431,10 @@ def chart(r: dict, path: Path) -> bool:
         panels.append(("consume + index, docs/s", {"ceiling": c["ceiling"]["docs_per_s"],
                                                    "logpipe": c["logpipe"]["docs_per_s"],
                                                    "Python": c["python"]["docs_per_s"]}))
-    if "scaling" in r:
-        panels.append(("scaling, 4 partitions, docs/s (linear)",
-                       {f"{k} consumer{'s' if k != '1' else ''}": v["docs_per_s"] for k, v in r["scaling"].items()}))
+    for stage, title in (("scaling", "scaling, 4 partitions"), ("cluster", "cluster, 6 partitions, 3+3 nodes")):
+        if stage in r:
+            panels.append((f"{title}, docs/s (linear)",
+                           {f"{k} consumer{'s' if k != '1' else ''}": v["docs_per_s"] for k, v in r[stage].items()}))
     if not panels:  # latency alone: a table row, no throughput to chart
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
@@ -441,15 +464,16 @@ def main() -> None:
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing: run stack/deps.sh")
     result: dict = {"mode": args.mode, "date": dt.date.today().isoformat(), "machine": machine(),
-                    "command": f"make bench BENCH_MODE={args.mode}"}
+                    "command": f"make bench{'-cluster' if args.stages == 'cluster' else ''} BENCH_MODE={args.mode}"}
     stages = {"parse": bench_parse, "produce": bench_produce, "consume": bench_consume,
-              "latency": lambda a, w, s: bench_latency(a, s), "scaling": bench_scaling}
+              "latency": lambda a, w, s: bench_latency(a, s), "scaling": bench_scaling,
+              "cluster": bench_cluster}
     for name in args.stages.split(","):
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         result[name] = stages[name](args, work, n)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{result['date']}-{args.mode}"
+    stem = out / f"{result['date']}-{args.mode}{'-cluster' if args.stages == 'cluster' else ''}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     charted = chart(result, stem.with_suffix(".png"))
     print(table(result))

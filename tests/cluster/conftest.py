@@ -58,13 +58,13 @@ def unique() -> str:
     return "c" + uuid.uuid4().hex[:10]
 
 
-def create_topic(admin: AdminClient, name: str, leader: int | None = None) -> None:
-    """Three partitions, three replicas; with `leader`, that broker leads all three."""
+def create_topic(admin: AdminClient, name: str, leader: int | None = None, partitions: int = 3) -> None:
+    """Three replicas; with `leader`, that broker leads every partition."""
     if leader is None:
-        new = NewTopic(name, num_partitions=3, replication_factor=3)
+        new = NewTopic(name, num_partitions=partitions, replication_factor=3)
     else:
         others = [b for b in (1, 2, 3) if b != leader]
-        new = NewTopic(name, num_partitions=3, replica_assignment=[[leader, *others]] * 3)
+        new = NewTopic(name, num_partitions=partitions, replica_assignment=[[leader, *others]] * partitions)
     admin.create_topics([new])[name].result(timeout=60)
     wait_isr(admin, name, 3)
 
