@@ -155,28 +155,37 @@ static void check_kafka(verdict *v, const char *brokers, const lp_kafka_props *p
     rd_kafka_destroy(rk);
 }
 
-/* The index template consume installs (or, with --no-template, needs). */
+/* The index template, judged as consume judges it at start (target.c):
+ * credentials without manage_index_templates cannot read templates, so
+ * consume then trusts `logpipe setup`, and so does this row. */
 static void check_template(verdict *v, lp_es *es, const lp_consume_opts *o)
 {
-    lp_buf name = LP_BUF_INIT, pattern = LP_BUF_INIT;
+    static const char *const manage[] = {"manage_index_templates", NULL};
+    static const char *const none[] = {NULL};
+    lp_target t;
     lp_error e;
+    lp_es_template_state state;
     char title[300], detail[600];
-    lp_index_template_names(o->index_pattern, &name, &pattern);
-    snprintf(title, sizeof title, "index template %s", lp_buf_cstr(&name));
-    int found = lp_es_template_exists(es, lp_buf_cstr(&name), &e);
-    if (found < 0)
+    lp_target_init(&t, o->index_pattern, o->data_stream, o->shards, o->replicas);
+    snprintf(title, sizeof title, "index template %s", t.tpl.name);
+    int may = lp_es_has_privileges(es, manage, t.tpl.pattern, none, NULL, &e);
+    if (may < 0 || (may && lp_es_template_check(es, &t.tpl, &state, &e)))
         row(v, title, e.code, e.msg);
-    else if (found)
-        row(v, title, 0, "installed");
+    else if (!may)
+        row(v, title, 0, "not readable without manage_index_templates: consume trusts that logpipe setup installed it");
+    else if (state == LP_TEMPLATE_CURRENT)
+        row(v, title, 0, "installed and current");
     else if (o->install_template)
-        row(v, title, 0, "not installed yet: consume installs it at start (manage_index_templates)");
+        row(v, title, 0, state == LP_TEMPLATE_MISSING ? "not installed yet: consume installs it at start"
+                                                      : "another logpipe's stamp: consume replaces it at start");
+    else if (state == LP_TEMPLATE_STALE)
+        row(v, title, 0, "installed with another logpipe's stamp; --no-template leaves it as it is");
     else {
-        snprintf(detail, sizeof detail, "not installed, and --no-template: indices %s would get dynamic mappings",
-                 lp_buf_cstr(&pattern));
+        snprintf(detail, sizeof detail, "not installed, and --no-template: run logpipe setup (indices %s would "
+                 "get dynamic mappings)", t.tpl.pattern);
         row(v, title, LP_EXIT_USAGE, detail);
     }
-    lp_buf_free(&name);
-    lp_buf_free(&pattern);
+    lp_target_free(&t);
 }
 
 /* run: a run's --topic or --index was given, so its privileges and template are checked too. */

@@ -571,24 +571,6 @@ int lp_es_create_data_stream(lp_es *es, const char *name, lp_error *e)
     return rc;
 }
 
-int lp_es_template_exists(lp_es *es, const char *name, lp_error *e)
-{
-    lp_buf path = LP_BUF_INIT;
-    lp_buf_printf(&path, "/_index_template/%s", name);
-    reply r = {0};
-    request(es, "GET", lp_buf_cstr(&path), NULL, 30000, &r);
-    int rc = r.status == 200;
-    if (r.code != CURLE_OK)
-        rc = transport_error(es, &r, e);
-    else if (r.status == 401 || r.status == 403)
-        rc = auth_error(es, r.status, e);
-    else if (r.status != 200 && r.status != 404)
-        rc = lp_fail(e, LP_EXIT_ES, "reading index template %s failed (HTTP %ld)", name, r.status);
-    lp_buf_free(&r.body.buf);
-    lp_buf_free(&path);
-    return rc;
-}
-
 /* ---- bulk requests --------------------------------------------------------- */
 
 /* Access-log JSON compresses about 10:1, so the output is first tried in

@@ -84,10 +84,6 @@ int lp_es_check_pipeline_name(const char *name, lp_error *e);
  * the run instead, committing nothing. No pipeline or "_none" passes. */
 int lp_es_check_pipeline(lp_es *es, lp_error *e);
 
-/* GET _index_template/<name>: 1 when it exists, 0 when not, -1 with e set
- * when Elasticsearch could not say. */
-int lp_es_template_exists(lp_es *es, const char *name, lp_error *e);
-
 /* Like lp_es_check_privileges, but only asks: 1 when the credentials have
  * every privilege named (or the cluster has no security feature), 0 when
  * not (missing, when not NULL, lists what lacks), -1 and e on a transport or

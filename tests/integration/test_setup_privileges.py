@@ -19,7 +19,7 @@ import os
 import requests
 from conftest import create_topic
 from helpers import START, Run, run
-from test_prerequisites import ES_SECURE, TLS, FileRealm, realm  # noqa: F401  (realm is a fixture)
+from test_prerequisites import ES_SECURE, TLS, FileRealm
 
 LINES = 20
 
@@ -37,7 +37,7 @@ def admin_get(path: str) -> requests.Response:
     return requests.get(f"{ES_SECURE}{path}", auth=auth, verify=str(TLS / "ca.pem"), timeout=30)
 
 
-def test_setup_then_a_least_privilege_writer(logpipe_bin, kafka, kafka_admin, realm: FileRealm, unique):  # noqa: F811
+def test_setup_then_a_least_privilege_writer(logpipe_bin, kafka, kafka_admin, realm: FileRealm, unique):
     stream, topic = f"logs-{unique}-default", f"sp-{unique}"
     setup_user, writer = f"s{unique}", f"w{unique}"
     realm.add(setup_user, f"p{unique}s", ["manage_index_templates"], stream, ["create_index"])
