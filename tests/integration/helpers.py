@@ -28,6 +28,15 @@ def run(logpipe: str, *args: str, timeout: float = 300, stdin: bytes | None = No
     return Run(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
 
+def cpu_seconds(p: subprocess.Popen) -> float:
+    """CPU time (user + system, all threads) a running process has used so far."""
+    import os
+    from pathlib import Path
+
+    fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_kb(p: subprocess.Popen) -> int:
     """Samples a running process's peak resident set (VmHWM) until it exits."""
     import time

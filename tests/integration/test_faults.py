@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -23,6 +24,7 @@ from helpers import (
     START,
     assert_dead_lettered_once,
     committed,
+    cpu_seconds,
     good_lines,
     high_watermarks,
     peak_rss_kb,
@@ -40,6 +42,28 @@ def produce(logpipe_bin, kafka, topic, count, seed=1, ratio="0"):
     r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", str(count), "--seed", str(seed),
             "--start", START, "--malformed-ratio", ratio, timeout=300)
     assert r.code == 0, r.stderr
+
+
+class HealthWatch:
+    """Polls a --metrics-listen /healthz twice a second, keeping each answer."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.answers, self.done = url, [], threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+
+    def poll(self) -> None:
+        while not self.done.wait(0.5):
+            try:
+                r = requests.get(self.url, timeout=5)
+                self.answers.append((r.status_code, r.text.strip()))
+            except requests.RequestException:
+                pass
+
+    def stop(self) -> list[tuple[int, str]]:
+        self.done.set()
+        self.thread.join(10)
+        return self.answers
 
 
 def start_consumer(logpipe_bin, kafka, es, topic, group, index, *extra) -> subprocess.Popen:
@@ -212,13 +236,21 @@ def test_broker_restart_during_produce_and_consume(logpipe_bin, kafka, es, topic
         assert sum(high_watermarks(kafka, topic).values()) == 150_000
 
         group, index = f"g-{unique}", unique
-        p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "8", "-v")  # -v: the recovery steps in the log
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        p = start_consumer(logpipe_bin, kafka, es, topic, group, index, "--until-idle", "15", "-v",  # -v: the recovery steps in the log
+                           "--metrics-listen", f"127.0.0.1:{port}", "--unhealthy-after", "5")
         wait_for_count(es, index, 10_000)
+        health = HealthWatch(f"http://127.0.0.1:{port}/healthz")
         subprocess.run([*STACK, "stop", "kafka"], check=True, timeout=120)
         time.sleep(3)
         subprocess.run([*STACK, "up"], check=True, timeout=300)
+        answers = health.stop()
         code, _, err = finish(p)
         assert code == 0, err
+        # /healthz said why while the broker was away (Kafka down ~20 s, --unhealthy-after 5)
+        assert any(status == 503 and "Kafka unreachable" in text for status, text in answers), answers[-5:]
     finally:
         subprocess.run([*STACK, "up"], check=True, timeout=300)
     # The consumer may have stopped idle while the broker was away; a rerun finishes.
@@ -351,7 +383,15 @@ def test_a_broker_frozen_for_70_s_mid_transaction_ends_exact(logpipe_bin, kafka,
     try:
         wait_for_count(es, index, 10_000)
         os.killpg(kafka_pgid, signal.SIGSTOP)
-        time.sleep(70)
+        # By 45 s the prefetched messages are indexed and every commit
+        # waits for the broker: the loop must wait too, not spin (it once
+        # polled with no timeout when full, paused, and no bulk in flight).
+        time.sleep(45)
+        assert p.poll() is None, "the consumer stopped while the broker was frozen"
+        before = cpu_seconds(p)
+        time.sleep(20)
+        idle_cpu = cpu_seconds(p) - before
+        time.sleep(5)
         os.killpg(kafka_pgid, signal.SIGCONT)
         code, _, err = finish(p)
     finally:
@@ -359,6 +399,7 @@ def test_a_broker_frozen_for_70_s_mid_transaction_ends_exact(logpipe_bin, kafka,
         if p.poll() is None:
             p.kill()
     assert code == 0, err
+    assert idle_cpu < 4, f"{idle_cpu:.1f} CPU-seconds in 20 s while waiting for a frozen broker"
     good = good_lines(logpipe_bin, 100_000, 27, "0.01")
     assert_exact(kafka, es, topic, group, index, good)
     assert_dead_lettered_once(kafka, topic, 100_000 - good)
