@@ -95,6 +95,7 @@ typedef struct consumer {
      * these, so messages read again after an aborted transaction, or left to
      * a partition's new owner, are not counted twice (recount). */
     uint64_t taken, committed_msgs, txn_msgs;
+    uint64_t consumed_bytes; /* keys and values taken: --metrics-listen's bytes counter */
     int rewinding;             /* completed batches are dropped, not committed (rewind) */
     int redo;                  /* the final commit was aborted: read again from the last commit */
     /* Reading again after an aborted final commit: up to the number of
@@ -357,10 +358,8 @@ static void on_bulk_done(void *ctx, lp_bulk *bulk, void *opaque)
         const char *reason;
         if (lp_bulk_item_state(bulk, i, &status, &reason) == LP_ITEM_OK) {
             c->res->indexed++;
-            lp_count(LP_C_INDEXED, 1);
         } else if (!b->msgs[b->item_msg[i]].revoked) { /* else its new owner dead-letters it */
             c->res->refused++;
-            lp_count(LP_C_REFUSED, 1);
             note_reject(b, b->item_msg[i], "index", reason);
         }
     }
@@ -460,8 +459,7 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
     size_t mi = hold(b, m, topic);
     lp_offsets_track(c->offsets, topic, m->partition, m->offset, b->seq);
     c->res->consumed++;
-    lp_count(LP_C_CONSUMED, 1);
-    lp_count(LP_C_CONSUMED_BYTES, m->key_len + m->len);
+    c->consumed_bytes += m->key_len + m->len;
     c->taken++;
 
     /* _id from the message's coordinates: a replay overwrites. */
@@ -483,7 +481,6 @@ static void handle_message(consumer *c, const rd_kafka_message_t *m)
         lp_bulk_end(b->bulk, 0);
         b->rejected_bytes += m->key_len + m->len;
         c->res->rejected++;
-        lp_count(LP_C_REJECTED, 1);
         note_reject(b, mi, "parse", pr.reject_reason);
         return;
     }
@@ -596,7 +593,6 @@ static int try_commit(consumer *c)
     c->txn_open = 0;
     c->renewals = c->doomed_in_a_row = 0;
     c->res->dead_lettered += c->txn_dead_letters;
-    lp_count(LP_C_DEAD_LETTERED, c->txn_dead_letters);
     c->txn_dead_letters = 0;
     c->committed_msgs += c->txn_msgs;
     c->txn_msgs = 0;
@@ -1330,6 +1326,22 @@ static int can_take(consumer *c, rd_kafka_message_t *m)
     return 0;
 }
 
+/* --metrics-listen's view of the run, from the counts the summary keeps:
+ * stored at each of the loop's checks (every 64 messages or each idle
+ * turn) and at the stop, rather than a second, atomic count per message. */
+static void publish_metrics(const consumer *c)
+{
+    const lp_consume_result *r = c->res;
+    lp_counter_set(LP_C_CONSUMED, r->consumed);
+    lp_counter_set(LP_C_CONSUMED_BYTES, c->consumed_bytes);
+    lp_counter_set(LP_C_INDEXED, r->indexed);
+    lp_counter_set(LP_C_REJECTED, r->rejected);
+    lp_counter_set(LP_C_REFUSED, r->refused);
+    lp_counter_set(LP_C_DEAD_LETTERED, r->dead_lettered);
+    lp_gauge_set(LP_G_ASSIGNED, c->assigned ? c->assigned->cnt : 0);
+    lp_gauge_set(LP_G_PAUSED, c->assigned && c->paused ? c->assigned->cnt : 0);
+}
+
 static void run_loop(consumer *c)
 {
     const lp_consume_opts *o = c->o;
@@ -1342,8 +1354,7 @@ static void run_loop(consumer *c)
     for (;;) {
         if (unchecked == 0) {
             now = now_ms();
-            lp_gauge_set(LP_G_ASSIGNED, c->assigned ? c->assigned->cnt : 0);
-            lp_gauge_set(LP_G_PAUSED, c->assigned && c->paused ? c->assigned->cnt : 0);
+            publish_metrics(c);
         }
         if (should_stop(c, now))
             break;
@@ -1557,6 +1568,7 @@ int lp_consume_run(const lp_consume_opts *o, lp_consume_result *res, lp_buf *sum
         if (c.redo)
             set_fatal(&c, LP_EXIT_PARTIAL, "the final commit's transaction was aborted: the messages since "
                                            "the last commit were not committed and will be consumed again");
+        publish_metrics(&c);
         /* What is left, as the group now stands: the next run's backlog. */
         int all_committed = !c.fatal[0] && !c.redo && !res->dlq_failed && !outstanding(&c) &&
                             !(c.open && c.open->nmsgs);

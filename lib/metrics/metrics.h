@@ -56,6 +56,13 @@ static inline void lp_count(lp_counter c, uint64_t n)
     atomic_fetch_add_explicit(&lp_counters[c], n, memory_order_relaxed);
 }
 
+/* For a counter its owner already keeps (consume's run counts): a plain
+ * store from time to time instead of an atomic add per event. */
+static inline void lp_counter_set(lp_counter c, uint64_t v)
+{
+    atomic_store_explicit(&lp_counters[c], v, memory_order_relaxed);
+}
+
 static inline void lp_gauge_set(lp_gauge g, int64_t v)
 {
     atomic_store_explicit(&lp_gauges[g], v, memory_order_relaxed);
