@@ -557,8 +557,9 @@ static void txn_failed(consumer *c, const char *what, rd_kafka_error_t *err)
  * transaction still open), 2 the transaction must be aborted (a broker
  * restart can cause that: "not coordinator"), -1 failed (txn_failed set
  * the exit status). */
-static int try_commit(consumer *c)
+static int try_commit_once(consumer *c)
 {
+    lp_metrics_kafka_commit(1);
     rd_kafka_t *p = lp_producer_handle(c->dlq);
     begin_txn(c);
     if (!c->txn_open)
@@ -604,6 +605,13 @@ static int try_commit(consumer *c)
     return 0;
 }
 
+static int try_commit(consumer *c)
+{
+    int rc = try_commit_once(c);
+    lp_metrics_kafka_commit(rc == 1); /* /healthz: a retried commit waits since its first try */
+    return rc;
+}
+
 static void discard_txn(consumer *c)
 {
     /* An abort conflicts with a commit in progress: finish the commit first
@@ -630,6 +638,7 @@ static void discard_txn(consumer *c)
     }
     rd_kafka_topic_partition_list_destroy(c->pending);
     c->pending = rd_kafka_topic_partition_list_new(8);
+    lp_metrics_kafka_commit(0);
 }
 
 /* Messages this run still stands behind, after some were given up (an

@@ -33,6 +33,11 @@ static _Atomic uint64_t bulk_micros;                /* sum, in microseconds */
 
 /* Health inputs: milliseconds (CLOCK_MONOTONIC) since failures began, 0 = fine. */
 static _Atomic int64_t es_failing_since, kafka_down_since;
+/* Since when consume's transaction commit has waited for Kafka (0: none
+ * waiting). Statistics cannot show a broker that went away while the loop
+ * is inside a blocking transaction call: librdkafka serves them from the
+ * same loop, so they arrive only after the call returns, stamped late. */
+static _Atomic int64_t kafka_commit_waiting_since;
 
 #define MAX_LAGS 1024
 typedef struct lag_entry {
@@ -73,6 +78,15 @@ void lp_metrics_es_result(int ok, const char *why)
     pthread_mutex_unlock(&table_lock);
     int64_t zero = 0;
     atomic_compare_exchange_strong(&es_failing_since, &zero, now_ms());
+}
+
+void lp_metrics_kafka_commit(int waiting)
+{
+    int64_t zero = 0;
+    if (waiting)
+        atomic_compare_exchange_strong(&kafka_commit_waiting_since, &zero, now_ms());
+    else
+        atomic_store(&kafka_commit_waiting_since, 0);
 }
 
 /* ---- lag, from librdkafka's statistics ---------------------------------------- */
@@ -316,6 +330,12 @@ int lp_metrics_health(const char *command, double unhealthy_after_s, lp_buf *rea
     }
     if (kafka && now - kafka > limit) {
         lp_buf_printf(reason, "Kafka unreachable for %.0f s: no broker connection is up", (double)(now - kafka) / 1000);
+        return 503;
+    }
+    int64_t commit = atomic_load(&kafka_commit_waiting_since);
+    if (commit && now - commit > limit) {
+        lp_buf_printf(reason, "Kafka unreachable or slow: a transaction commit has waited %.0f s for it",
+                      (double)(now - commit) / 1000);
         return 503;
     }
     uint64_t progress = 0;

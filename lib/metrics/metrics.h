@@ -76,6 +76,11 @@ void lp_metrics_observe_bulk(double seconds);
  * than the threshold with no answer in between. why is kept for the reason. */
 void lp_metrics_es_result(int ok, const char *why);
 
+/* consume's transaction commit started waiting for Kafka (1: the first
+ * try, kept across retries) or is done, committed or given up (0): /healthz
+ * turns 503 once one has waited longer than the threshold. */
+void lp_metrics_kafka_commit(int waiting);
+
 /* With a server running, makes librdkafka emit statistics every second to
  * a callback that keeps the lag of each partition this consumer fetches
  * and whether any broker connection is up (for /healthz). Call on the conf

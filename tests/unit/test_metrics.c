@@ -82,6 +82,18 @@ static void stats_and_render(void)
     nanosleep(&pause, NULL);
     CHECK_INT(lp_metrics_health("consume", 0.001, &why), 503);
     CHECK(strstr(lp_buf_cstr(&why), "Kafka unreachable") != NULL);
+    const char *up = "{\"type\":\"consumer\",\"brokers\":{\"b:9092/1\":{\"state\":\"UP\",\"nodeid\":1}}}";
+    lp_metrics_read_kafka_stats(up, strlen(up));
+    /* a transaction commit waiting past the threshold, then done */
+    lp_buf_reset(&why);
+    lp_metrics_kafka_commit(1);
+    nanosleep(&pause, NULL);
+    lp_metrics_kafka_commit(1); /* a retry keeps the first try's time */
+    CHECK_INT(lp_metrics_health("consume", 0.001, &why), 503);
+    CHECK(strstr(lp_buf_cstr(&why), "transaction commit has waited") != NULL);
+    lp_metrics_kafka_commit(0);
+    lp_buf_reset(&why);
+    CHECK(lp_metrics_health("consume", 60, &why) == 200);
     lp_buf_free(&why);
 }
 
