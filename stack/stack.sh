@@ -893,6 +893,18 @@ stop_one() {
 # Sourced (tests call the functions above): define them, run nothing.
 (return 0 2>/dev/null) && return 0
 
+# One of up/down/stop at a time: two at once (tests of two checkouts sharing
+# .stack, a test restarting Kafka while another brings the stack up) would
+# start a server twice and leave a pid file naming the one that failed.
+# flock -o: the servers started must not inherit (and so hold) the lock.
+case ${1:-} in
+  up|down|stop)
+    if [ -z "${LOGPIPE_STACK_LOCKED:-}" ]; then
+      mkdir -p "$STACK_DIR"
+      LOGPIPE_STACK_LOCKED=1 exec flock -o "$STACK_DIR/stack.lock" bash "$0" "$@"
+    fi ;;
+esac
+
 case ${1:-} in
   up) case ${2:-} in
         kafka-scram) start_kafka_scram ;;
