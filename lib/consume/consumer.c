@@ -35,6 +35,7 @@
 #include "consume/lag.h"
 #include "consume/offsets.h"
 #include "consume/prerequisites.h"
+#include "consume/watchdog.h"
 #include "core/json.h"
 #include "metrics/metrics.h"
 
@@ -534,7 +535,9 @@ static void txn_failed(consumer *c, const char *what, rd_kafka_error_t *err)
     rd_kafka_t *p = lp_producer_handle(c->dlq);
     c->txn_broken = 1;
     if (rd_kafka_error_txn_requires_abort(err)) {
+        lp_watchdog_arm("abort_transaction", 30000 + LP_WATCHDOG_GRACE_MS);
         rd_kafka_error_t *abort_err = rd_kafka_abort_transaction(p, 30000);
+        lp_watchdog_disarm();
         if (abort_err)
             rd_kafka_error_destroy(abort_err);
         c->txn_open = 0;
@@ -568,12 +571,16 @@ static int try_commit_once(consumer *c)
     const char *what = "committing offsets";
     if (c->pending->cnt && !c->committing) {
         rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(c->rk);
+        lp_watchdog_arm("send_offsets_to_transaction", 10000 + LP_WATCHDOG_GRACE_MS);
         err = rd_kafka_send_offsets_to_transaction(p, c->pending, md, 10000);
+        lp_watchdog_disarm();
         rd_kafka_consumer_group_metadata_destroy(md);
     }
     if (!err) {
         what = "committing offsets and dead letters";
+        lp_watchdog_arm("commit_transaction", 10000 + LP_WATCHDOG_GRACE_MS);
         err = rd_kafka_commit_transaction(p, 10000);
+        lp_watchdog_disarm();
         c->committing = err && rd_kafka_error_is_retriable(err);
     }
     if (err && rd_kafka_error_is_retriable(err)) {
@@ -631,7 +638,9 @@ static void discard_txn(consumer *c)
     c->txn_dead_letters = c->txn_msgs = 0;
     c->committing = 0;
     if (c->txn_open && !c->dlq_fenced) {
+        lp_watchdog_arm("abort_transaction", 30000 + LP_WATCHDOG_GRACE_MS);
         rd_kafka_error_t *err = rd_kafka_abort_transaction(lp_producer_handle(c->dlq), 30000);
+        lp_watchdog_disarm();
         if (err)
             txn_failed(c, "aborting the dead-letter transaction", err);
         c->txn_open = 0;
@@ -1152,7 +1161,10 @@ static lp_producer *open_dlq(const lp_consume_opts *o, consumer *c, lp_error *e)
         return NULL;
     if (o->verbose) /* the id, so an operator can find it in the broker's transaction state */
         logf_(c, "dead-letter producer transactional.id %s", c->txn_id);
+    lp_watchdog_start("consume");
+    lp_watchdog_arm("init_transactions", 30000 + LP_WATCHDOG_GRACE_MS);
     rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
+    lp_watchdog_disarm();
     if (err && rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         lp_fail(e, LP_EXIT_USAGE, "Kafka refuses the dead-letter producer's transactional.id %s: grant WRITE on "
                 "transactional-id prefix logpipe-%s- (docs/deploy.md)", c->txn_id, o->group);

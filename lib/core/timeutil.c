@@ -1,6 +1,8 @@
 /* timeutil.c: civil date <-> day number conversions; see timeutil.h. */
 #include "core/timeutil.h"
 
+#include <time.h>
+
 const char lp_month_abbr[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
@@ -71,4 +73,11 @@ void lp_append_rfc3339(lp_buf *b, int64_t t)
     put2(s + 9, c.minute);
     put2(s + 12, c.second);
     lp_buf_append(b, s, 15);
+}
+
+int64_t lp_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -22,6 +22,10 @@ static inline int64_t lp_floor_div(int64_t a, int64_t b)
     return q - (a % b < 0);
 }
 
+/* Milliseconds of the monotonic clock: for timeouts and durations, which
+ * must not jump with the wall clock. */
+int64_t lp_monotonic_ms(void);
+
 /* Days since 1970-01-01 of year-month-day (month 1..12). */
 int64_t lp_days_from_civil(int64_t y, unsigned m, unsigned d);
 /* Inverse of lp_days_from_civil. */
