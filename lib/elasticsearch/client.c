@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "elasticsearch/bulk_internal.h"
+#include "core/timeutil.h"
 #include "metrics/metrics.h"
 #include "tls/tls.h"
 
@@ -67,13 +68,6 @@ struct lp_es {
     lp_es_stats stats;
     char fatal[1024];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *dup_or_null(const char *s) { return s ? lp_xstrdup(s) : NULL; }
 
@@ -208,7 +202,7 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
     }
     if (opts->insecure)
         fprintf(stderr, "logpipe: WARNING: --es-insecure: TLS certificates of %s are NOT verified\n", es->url);
-    es->rng = (uint64_t)now_ms() * 6364136223846793005ULL + 1442695040888963407ULL;
+    es->rng = (uint64_t)lp_monotonic_ms() * 6364136223846793005ULL + 1442695040888963407ULL;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     es->multi = curl_multi_init();
     curl_multi_setopt(es->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)es->opts.max_inflight);
@@ -652,7 +646,7 @@ static void finish(lp_es *es, lp_bulk *b)
 /* Starts waiting bulks whose time has come on free slots; completes empty ones. */
 static void dispatch(lp_es *es)
 {
-    int64_t now = now_ms();
+    int64_t now = lp_monotonic_ms();
     lp_bulk **link = &es->head, *prev = NULL;
     while (*link && es->busy < es->nslots) {
         lp_bulk *b = *link;
@@ -689,7 +683,7 @@ static int64_t backoff_ms(lp_es *es)
 
 static void requeue(lp_es *es, lp_bulk *b, int64_t delay_ms)
 {
-    b->retry_at_ms = now_ms() + delay_ms;
+    b->retry_at_ms = lp_monotonic_ms() + delay_ms;
     b->next = es->head; /* retries go first: their offsets block the commit */
     es->head = b;
     if (!es->tail)
@@ -707,7 +701,7 @@ static void set_fatal(lp_es *es, const char *fmt, long status, const char *detai
  * later commit back forever without a word. */
 static void retry_later(lp_es *es, lp_bulk *b, const char *why)
 {
-    int64_t now = now_ms();
+    int64_t now = lp_monotonic_ms();
     if (!b->first_failure_ms)
         b->first_failure_ms = now;
     if (now - b->first_failure_ms >= es->opts.retry_limit_ms) {
@@ -795,7 +789,7 @@ static int next_timer_ms(lp_es *es, int timeout_ms)
 {
     if (es->busy >= es->nslots)
         return timeout_ms;
-    int64_t now = now_ms();
+    int64_t now = lp_monotonic_ms();
     for (lp_bulk *b = es->head; b; b = b->next) {
         int64_t wait = b->retry_at_ms - now;
         if (wait <= 0)

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include "metrics/metrics.h"
+#include "core/timeutil.h"
 
 _Atomic uint64_t lp_counters[LP_C_N];
 _Atomic int64_t lp_gauges[LP_G_N];
@@ -51,13 +52,6 @@ static lag_entry lags[MAX_LAGS];
 static size_t nlags;
 static char es_last_error[300];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void lp_metrics_observe_bulk(double seconds)
 {
     size_t i = 0;
@@ -77,14 +71,14 @@ void lp_metrics_es_result(int ok, const char *why)
     snprintf(es_last_error, sizeof es_last_error, "%s", why);
     pthread_mutex_unlock(&table_lock);
     int64_t zero = 0;
-    atomic_compare_exchange_strong(&es_failing_since, &zero, now_ms());
+    atomic_compare_exchange_strong(&es_failing_since, &zero, lp_monotonic_ms());
 }
 
 void lp_metrics_kafka_commit(int waiting)
 {
     int64_t zero = 0;
     if (waiting)
-        atomic_compare_exchange_strong(&kafka_commit_waiting_since, &zero, now_ms());
+        atomic_compare_exchange_strong(&kafka_commit_waiting_since, &zero, lp_monotonic_ms());
     else
         atomic_store(&kafka_commit_waiting_since, 0);
 }
@@ -161,7 +155,7 @@ void lp_metrics_read_kafka_stats(const char *json, size_t len)
         json_object_foreach(json_object_get(root, "topics"), key, v)
             read_partitions(key, json_object_get(v, "partitions"), fresh, &n);
     json_decref(root);
-    int64_t now = now_ms(), zero = 0;
+    int64_t now = lp_monotonic_ms(), zero = 0;
     if (up)
         atomic_store(&kafka_down_since, 0);
     else
@@ -319,7 +313,7 @@ int lp_metrics_health(const char *command, double unhealthy_after_s, lp_buf *rea
     static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
     static uint64_t last_progress;
     static int64_t last_moved_ms;
-    int64_t now = now_ms(), limit = (int64_t)(unhealthy_after_s * 1000);
+    int64_t now = lp_monotonic_ms(), limit = (int64_t)(unhealthy_after_s * 1000);
     int64_t es = atomic_load(&es_failing_since), kafka = atomic_load(&kafka_down_since);
     if (es && now - es > limit) {
         pthread_mutex_lock(&table_lock);
