@@ -77,8 +77,12 @@ void cli_conn_free(cli_conn *c);
 int cli_add_property(lp_kafka_props *props, const char *kv, lp_error *e);
 
 /* --metrics-listen and --unhealthy-after (cli_metrics.c): their --help
- * lines, and the server started (nothing when listen is NULL). Returns 0,
- * or prints the error and returns its exit code (2: the flag is named). */
+ * lines, and the server started (nothing when listen is NULL). A command
+ * leaves unhealthy_after_s 0 unless --unhealthy-after was given: then the
+ * default below applies, and a value given without --metrics-listen is a
+ * usage error. Returns 0, or prints the error and returns its exit code
+ * (2: the flag is named). */
+#define CLI_UNHEALTHY_AFTER_DEFAULT_S 60
 extern const char cli_metrics_help[];
 int cli_metrics_start(const char *cmd, const char *listen, double unhealthy_after_s, lp_metrics_server **out);
 

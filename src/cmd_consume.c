@@ -128,7 +128,7 @@ int cmd_consume(int argc, char **argv)
                          .replicas = -1};
     cli_conn conn = {.need_es = 1};
     const char *metrics_listen = NULL;
-    double unhealthy_after = 60;
+    double unhealthy_after = 0; /* not given: cli_metrics_start's default */
     lp_metrics_server *metrics = NULL;
     uint64_t v;
     int c, fmt, rc = LP_EXIT_USAGE, index_given = 0;

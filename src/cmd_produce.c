@@ -271,7 +271,7 @@ static lp_producer *open_producer(const produce_opts *o, counts *c, lp_error *er
 int cmd_produce(int argc, char **argv)
 {
     produce_opts o = {.compression = "zstd", .count = 1000, .linger_ms = 20, .batch_size = 1000000,
-                      .connect_timeout = 10, .unhealthy_after = 60,
+                      .connect_timeout = 10,
                       .gen = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0, 0}};
     o.gen.seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
     cli_kafka_password(&o.user_props);
