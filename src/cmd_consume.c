@@ -78,10 +78,9 @@ static void usage(FILE *out)
             "  -h, --help                 this help\n\n"
             "Without --max-messages/--max-seconds/--until-idle it runs until SIGINT or SIGTERM; on\n"
             "any stop it finishes in-flight bulks, commits and leaves the group, then prints one\n"
-            "JSON summary line on stdout.\n"
-            "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 4 Elasticsearch, 5 partial (some\n"
-            "messages not acknowledged: they were not committed and will be consumed again).\n",
+            "JSON summary line on stdout.\n",
             cli_metrics_help);
+    lp_exit_codes_print(out, "Exit status:", "02345");
 }
 
 static void add_topics(const char **topics, size_t *n, char *arg)

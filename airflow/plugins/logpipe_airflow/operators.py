@@ -58,6 +58,10 @@ def child_environment(secret_env: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k in CHILD_ENV}, **secret_env}
 
 
+# logpipe's exit codes (lib/core/error.c, lp_exit_codes): each meaning is the
+# C table's, with an article and, where the operator has one, its own remark in
+# parentheses. A copy, since the table is in the binary; the test
+# tests/integration/test_exit_codes.py fails when the two drift.
 EXIT_MEANING = {
     1: "an input/output error",
     2: "a usage or configuration error (not retried: fix the DAG or the connection)",
