@@ -47,8 +47,9 @@ static void usage(FILE *out)
             "      --data-stream NAME     write into data stream NAME (e.g. logs-access-default) with\n"
             "                             create actions, instead of --index\n"
             "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
-            "  -f, --format FMT           auto (default), seed, combined, common, vhost_combined\n"
-            "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
+            "  -f, --format FMT           auto (default), combined_zoneless (alias seed), combined,\n"
+            "                             common, vhost_combined\n"
+            "  -z, --timezone TZ          zone of combined_zoneless's times (default UTC)\n"
             "      --batch-docs N         documents per bulk request (default %zu)\n"
             "      --batch-bytes N        bytes per bulk request before gzip (default %zu)\n"
             "      --flush-ms MS          send a partial bulk after MS (default %d)\n"
@@ -69,7 +70,7 @@ static void usage(FILE *out)
             "                             429/5xx makes no progress for S s (default %ld)\n"
             "      --connect-timeout S    fail if Kafka does not answer within S s (default %d)\n"
             "%s"
-            "      --secrets REF          a JSON object of connection settings (the seed's keys:\n"
+            "      --secrets REF          a JSON object of connection settings (keys\n"
             "                             kafka_bootstrap_server, kafka_username, kafka_secret,\n"
             "                             elasticsearch_URL, elasticsearch_API_Key; docs/secrets.md)\n"
             "  REF is env://NAME, file:///path (mode 0600) or aws-sm://SECRET[?region=R][#json_key];\n"
@@ -78,7 +79,9 @@ static void usage(FILE *out)
             "                             Secrets (sasl.password, ssl.key.password, ...) only by\n"
             "                             reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
             "%s"
-            "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
+            "      --progress | --no-progress  force the live status line on stderr on or off (default:\n"
+            "                             on when stderr is a terminal); logs are not affected.\n"
+            "                             --quiet is the same as --no-progress\n"
             "  -v, --verbose              log assignments, revocations and Kafka errors, and which\n"
             "                             CA certificates TLS trusts (the system's store)\n"
             "  -h, --help                 this help\n\n"
@@ -117,7 +120,8 @@ int cmd_consume(int argc, char **argv)
         {"unhealthy-after", required_argument, NULL, O_UNHEALTHY},
         {"data-stream", required_argument, NULL, O_STREAM}, {"replicas", required_argument, NULL, O_REPLICAS},
         {"shards", required_argument, NULL, O_SHARDS},
-        {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
+        {"progress", no_argument, NULL, O_PROGRESS}, {"no-progress", no_argument, NULL, O_QUIET},
+        {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"dataset", required_argument, NULL, O_DATASET}, {"keep-original", no_argument, NULL, O_KEEP_ORIGINAL},
         {"pipeline", required_argument, NULL, O_PIPELINE}, {NULL, 0, NULL, 0}};

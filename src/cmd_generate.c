@@ -20,7 +20,7 @@
 
 /* generate's defaults: --count's, and the format; --help prints them. */
 #define GENERATE_COUNT_DEFAULT 10
-static const lp_gen_opts generate_defaults = {.format = LP_FORMAT_SEED};
+static const lp_gen_opts generate_defaults = {.format = LP_FORMAT_COMBINED_ZONELESS};
 
 static void usage(FILE *out)
 {
@@ -34,7 +34,8 @@ static void usage(FILE *out)
             "port (400), a request without a status; 1.35%% of lines (docs/schema.md).\n\n"
             "options:\n"
             "  -n, --count N            lines to write (default %d; 0 = until interrupted)\n"
-            "  -f, --format FMT         seed (default), combined, common, vhost_combined\n"
+            "  -f, --format FMT         combined_zoneless, combined, common, vhost_combined\n"
+            "                           (default %s; seed is combined_zoneless)\n"
             "  -r, --rate N             lines per second (default 0 = as fast as possible)\n"
             "  -s, --seed S             random seed (default: from the clock and pid)\n"
             "      --start TIME         first timestamp: epoch seconds or RFC 3339 (default: now)\n"
@@ -42,7 +43,7 @@ static void usage(FILE *out)
             "      --realistic          add the lines of requests that never completed\n"
             "  -h, --help               this help\n\n"
             "The same --seed and --start give the same bytes.\n",
-            GENERATE_COUNT_DEFAULT);
+            GENERATE_COUNT_DEFAULT, lp_format_name(generate_defaults.format));
 }
 
 int cmd_generate(int argc, char **argv)

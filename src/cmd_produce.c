@@ -59,7 +59,7 @@ typedef struct produce_opts {
  * generator's seed and start time come from the clock at each run). */
 static const produce_opts produce_defaults = {
     .compression = "zstd", .count = 1000, .linger_ms = 20, .batch_size = 1000000,
-    .connect_timeout = CLI_CONNECT_TIMEOUT_DEFAULT_S, .gen = {.format = LP_FORMAT_SEED}};
+    .connect_timeout = CLI_CONNECT_TIMEOUT_DEFAULT_S, .gen = {.format = LP_FORMAT_COMBINED_ZONELESS}};
 
 static void usage(FILE *out)
 {
@@ -73,8 +73,8 @@ static void usage(FILE *out)
             "  -t, --topic TOPIC        topic to write to (required)\n"
             "  -i, --input FILE|-       read lines from FILE or stdin instead of generating\n"
             "  -n, --count N            generate N lines (default %" PRIu64 " when no --input)\n"
-            "  -f, --format FMT         generated format: seed (default), combined, common,\n"
-            "                           vhost_combined\n"
+            "  -f, --format FMT         generated format: combined_zoneless, combined, common,\n"
+            "                           vhost_combined (default %s; seed is combined_zoneless)\n"
             "  -r, --rate N             messages per second (default 0 = as fast as possible)\n"
             "  -s, --seed S             generator seed; --start TIME first timestamp\n"
             "      --malformed-ratio R  share of broken generated lines, 0..1 (default 0)\n"
@@ -86,7 +86,7 @@ static void usage(FILE *out)
             "      --batch-size BYTES   maximum batch size (default %" PRIu64 ")\n"
             "      --connect-timeout S  fail if Kafka does not answer within S seconds (default %" PRIu64 ")\n"
             "      --summary json       also print the summary as one JSON line on stdout\n"
-            "      --secrets REF        a JSON object of connection settings (the seed's keys:\n"
+            "      --secrets REF        a JSON object of connection settings (keys\n"
             "                           kafka_bootstrap_server, kafka_username, kafka_secret;\n"
             "                           docs/secrets.md). REF is env://NAME, file:///path (mode 0600)\n"
             "                           or aws-sm://SECRET[?region=R]; --brokers and the -X credential\n"
@@ -100,7 +100,7 @@ static void usage(FILE *out)
             "  -h, --help               this help\n\n"
             "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
             "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n",
-            d->count, d->compression, d->linger_ms, d->batch_size, d->connect_timeout, cli_metrics_help);
+            d->count, lp_format_name(d->gen.format), d->compression, d->linger_ms, d->batch_size, d->connect_timeout, cli_metrics_help);
 }
 
 

@@ -191,7 +191,7 @@ class LogpipeProduceOperator(LogpipeOperator):
     template_fields: Sequence[str] = ("topic", "count", "log_format", "rate", "seed", "malformed_ratio",
                                       "kafka_conn_id", "secrets", "extra_args")
 
-    def __init__(self, *, topic: str, count: int | str = 15000, log_format: str = "seed",
+    def __init__(self, *, topic: str, count: int | str = 15000, log_format: str = "combined_zoneless",
                  rate: int | str = 0, seed: int | str | None = None, malformed_ratio: float | str = 0,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
