@@ -93,6 +93,14 @@ extern const char cli_es_help[];
  * own); -1: its value was wrong (the usage error printed). */
 int cli_conn_option(const char *cmd, cli_conn *c, int opt, const char *arg);
 
+/* getopt_long that takes the connection options into c itself: returns the
+ * next option that is the command's own, -1 at the end, or CLI_OPT_FAILED
+ * when a connection option's value was wrong (the error printed). */
+#define CLI_OPT_FAILED (-2)
+struct option;
+int cli_getopt(const char *cmd, cli_conn *c, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+
 /* Resolves c and rebuilds props: --secrets' Kafka settings first, then
  * props as given (-X wins), with the references among -X credential values
  * resolved. --brokers and --es are validated here: an error about a value

@@ -38,6 +38,16 @@ static int conn_target_option(const char *cmd, cli_conn *c, int opt, const char 
     return 0;
 }
 
+int cli_getopt(const char *cmd, cli_conn *c, int argc, char **argv, const char *shortopts,
+               const struct option *longopts)
+{
+    int opt, taken;
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+        if ((taken = cli_conn_option(cmd, c, opt, optarg)) <= 0)
+            return taken < 0 ? CLI_OPT_FAILED : opt;
+    return -1;
+}
+
 int cli_conn_option(const char *cmd, cli_conn *c, int opt, const char *arg)
 {
     switch (opt) {

@@ -231,12 +231,7 @@ int cmd_check(int argc, char **argv)
     lp_buf dlq = LP_BUF_INIT;
     int c, index_given = 0, rc = LP_EXIT_USAGE;
     cli_kafka_password(&props);
-    while ((c = getopt_long(argc, argv, "b:e:X:t:g:i:h", longopts, NULL)) != -1) {
-        int conn_opt = cli_conn_option(cmd, &conn, c, optarg);
-        if (conn_opt < 0)
-            goto out;
-        if (conn_opt)
-            continue;
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "b:e:X:t:g:i:h", longopts)) >= 0) {
         switch (c) {
         case 't': topic = optarg; o.ntopics = 1; break;
         case 'g': o.group = optarg; break;
@@ -247,6 +242,8 @@ int cmd_check(int argc, char **argv)
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (o.group && !topic) { cli_usage_error(cmd, "--group is checked on a topic: give --topic too"); goto out; }
     if (topic && !o.dlq_topic) {

@@ -137,12 +137,7 @@ int cmd_consume(int argc, char **argv)
     int c, fmt, rc = LP_EXIT_USAGE, index_given = 0;
     lp_error perr;
     cli_kafka_password(&o.kafka_props);
-    while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
-        int conn_opt = cli_conn_option(cmd, &conn, c, optarg);
-        if (conn_opt < 0)
-            goto out;
-        if (conn_opt)
-            continue;
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "b:t:g:e:i:f:z:X:vh", longopts)) >= 0) {
         switch (c) {
         case 't': add_topics(topics, &o.ntopics, optarg); break;
         case 'g': o.group = optarg; break;
@@ -182,6 +177,8 @@ int cmd_consume(int argc, char **argv)
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
     if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }

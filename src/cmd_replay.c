@@ -93,12 +93,7 @@ int cmd_replay(int argc, char **argv)
     uint64_t v;
     int c, rc = LP_EXIT_USAGE;
     cli_kafka_password(&o.kafka_props);
-    while ((c = getopt_long(argc, argv, "b:t:g:X:vh", longopts, NULL)) != -1) {
-        int conn_opt = cli_conn_option(cmd, &conn, c, optarg);
-        if (conn_opt < 0)
-            goto out;
-        if (conn_opt)
-            continue;
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "b:t:g:X:vh", longopts)) >= 0) {
         switch (c) {
         case 't': o.topic = optarg; break;
         case 'g': o.group = optarg; break;
@@ -119,6 +114,8 @@ int cmd_replay(int argc, char **argv)
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (o.topic && !o.dlq_topic) {
         lp_buf_printf(&dlq, "%s.dlq", o.topic);

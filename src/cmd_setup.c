@@ -98,12 +98,7 @@ int cmd_setup(int argc, char **argv)
     lp_kafka_props props = {0};
     uint64_t v;
     int c, rc = LP_EXIT_USAGE, index_given = 0, create_stream = 0, shards = 0, replicas = -1, verbose = 0;
-    while ((c = getopt_long(argc, argv, "e:i:vh", longopts, NULL)) != -1) {
-        int conn_opt = cli_conn_option(cmd, &conn, c, optarg);
-        if (conn_opt < 0)
-            goto out;
-        if (conn_opt)
-            continue;
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "e:i:vh", longopts)) >= 0) {
         switch (c) {
         case 'i': index_pattern = optarg; index_given = 1; break;
         case O_STREAM: data_stream = optarg; break;
@@ -115,6 +110,8 @@ int cmd_setup(int argc, char **argv)
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (cli_target(cmd, &index_pattern, data_stream, index_given)) goto out;
     if (create_stream && !data_stream) { cli_usage_error(cmd, "--create-data-stream needs --data-stream"); goto out; }
