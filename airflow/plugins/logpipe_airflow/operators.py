@@ -250,7 +250,7 @@ class LogpipeConsumeOperator(LogpipeOperator):
                 "--data-stream" if str(self.data_stream).lower() == "true" else "--index", str(self.index),
                 "--until-idle", str(self.until_idle),
                 "--max-seconds", str(self.max_seconds), "--format", str(self.log_format),
-                "--timezone", str(self.timezone), "--quiet", "--verbose",
+                "--timezone", str(self.timezone), "--no-progress", "--verbose",
                 "-X", f"client.id=logpipe-airflow-{self.member}"]
         if self.dlq_topic not in (None, "", "None"):
             args += ["--dlq-topic", str(self.dlq_topic)]
