@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const char *data, size_t size)
 {
     lp_slice s = {data, size};
     int64_t t;
-    const char *why = lp_time_is_clf(s) ? lp_time_read_clf(s, &t) : lp_time_read_seed(s, offset, NULL, &t);
+    const char *why = lp_time_is_clf(s) ? lp_time_read_clf(s, &t) : lp_time_read_zoneless(s, offset, NULL, &t);
     if (why)
         return 0;
     lp_civil c;

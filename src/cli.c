@@ -127,7 +127,7 @@ void cli_kafka_password(lp_kafka_props *props)
 /* Resolves one option's value (a literal or a reference) into *out. */
 static int resolve_into(const char *what, const char *text, char **out, lp_error *e)
 {
-    /* An endpoint read from the seed's key for a credential would go to DNS,
+    /* An endpoint read from a --secrets object's credential key would go to DNS,
      * librdkafka's log and our messages as a host name: refuse it first. */
     lp_secret_ref r;
     const char *option;
@@ -245,7 +245,8 @@ static const char *source_of(const char *given, const char *secrets_key, const c
 static void kafka_from_secrets(const lp_secret_settings *s, lp_kafka_props *out)
 {
     if (s->kafka_username) {
-        /* The seed's managed Kafka (Confluent Cloud) takes SASL_SSL + PLAIN. */
+        /* A username alone means a managed Kafka such as Confluent Cloud, which
+         * takes SASL_SSL + PLAIN: the other keys are then optional. */
         lp_kafka_props_set(out, "security.protocol", s->kafka_protocol ? s->kafka_protocol : "SASL_SSL");
         lp_kafka_props_set(out, "sasl.mechanisms", s->kafka_mechanism ? s->kafka_mechanism : "PLAIN");
         lp_kafka_props_set(out, "sasl.username", s->kafka_username);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "elasticsearch/es.h"
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
 
@@ -59,9 +60,46 @@ typedef struct cli_conn {
     int es_only; /* setup: no Kafka settings needed */
     int need_es; /* 1 (consume): Elasticsearch settings are required; -1 (check): resolved when given */
     const char *secrets, *brokers, *es_url, *es_user, *es_api_key, *es_password;
+    /* where cli_conn_option puts what it parses besides the settings above
+     * (NULL when the command takes none of those options) */
+    lp_kafka_props *props;  /* -X */
+    lp_es_opts *es;         /* --es-ca, --es-insecure */
+    int *connect_timeout_s; /* --connect-timeout */
     /* resolved (owned; cli_conn_free wipes them) */
     char *r_brokers, *r_es_url, *r_es_user, *r_es_api_key, *r_es_password, *r_es_ca_pem;
 } cli_conn;
+
+/* The connection options setup, consume, check and replay share, parsed in
+ * one place (cli_conn_opts.c). A command's getopt_long table lists the
+ * groups it takes (Kafka's: --brokers, --connect-timeout; Elasticsearch's:
+ * --es and its TLS and credentials; --secrets for either) and its option
+ * string "b:" / "e:" / "X:" as it takes them; each option getopt returns
+ * goes to cli_conn_option first. The help lines are cli_kafka_help and
+ * cli_es_help, printed by the commands that take them. */
+enum { CLI_O_SECRETS = 1000, CLI_O_CONNECT, CLI_O_CA, CLI_O_INSECURE, CLI_O_USER, CLI_O_APIKEY, CLI_O_PASSWORD };
+#define CLI_SECRETS_LONGOPT {"secrets", required_argument, NULL, CLI_O_SECRETS}
+#define CLI_KAFKA_LONGOPTS                                                                                   \
+    {"brokers", required_argument, NULL, 'b'}, {"connect-timeout", required_argument, NULL, CLI_O_CONNECT}
+#define CLI_ES_LONGOPTS                                                                                      \
+    {"es", required_argument, NULL, 'e'}, {"es-ca", required_argument, NULL, CLI_O_CA},                      \
+        {"es-insecure", no_argument, NULL, CLI_O_INSECURE}, {"es-user", required_argument, NULL, CLI_O_USER}, \
+        {"es-api-key", required_argument, NULL, CLI_O_APIKEY},                                                \
+        {"es-password", required_argument, NULL, CLI_O_PASSWORD}
+/* --connect-timeout's default, seconds: every command that reaches Kafka. */
+#define CLI_CONNECT_TIMEOUT_DEFAULT_S 10
+extern const char cli_es_help[];
+
+/* 1: opt was a connection option and went into c; 0: not one (the caller's
+ * own); -1: its value was wrong (the usage error printed). */
+int cli_conn_option(const char *cmd, cli_conn *c, int opt, const char *arg);
+
+/* getopt_long that takes the connection options into c itself: returns the
+ * next option that is the command's own, -1 at the end, or CLI_OPT_FAILED
+ * when a connection option's value was wrong (the error printed). */
+#define CLI_OPT_FAILED (-2)
+struct option;
+int cli_getopt(const char *cmd, cli_conn *c, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
 
 /* Resolves c and rebuilds props: --secrets' Kafka settings first, then
  * props as given (-X wins), with the references among -X credential values
@@ -77,8 +115,12 @@ void cli_conn_free(cli_conn *c);
 int cli_add_property(lp_kafka_props *props, const char *kv, lp_error *e);
 
 /* --metrics-listen and --unhealthy-after (cli_metrics.c): their --help
- * lines, and the server started (nothing when listen is NULL). Returns 0,
- * or prints the error and returns its exit code (2: the flag is named). */
+ * lines, and the server started (nothing when listen is NULL). A command
+ * leaves unhealthy_after_s 0 unless --unhealthy-after was given: then the
+ * default below applies, and a value given without --metrics-listen is a
+ * usage error. Returns 0, or prints the error and returns its exit code
+ * (2: the flag is named). */
+#define CLI_UNHEALTHY_AFTER_DEFAULT_S 60
 extern const char cli_metrics_help[];
 int cli_metrics_start(const char *cmd, const char *listen, double unhealthy_after_s, lp_metrics_server **out);
 

@@ -50,13 +50,14 @@ static void usage(FILE *out)
             "  -t, --topic TOPIC          the topic a run consumes (dead-letter topic: TOPIC.dlq)\n"
             "      --dlq-topic TOPIC      the dead-letter topic, as consume's --dlq-topic\n"
             "  -g, --group GROUP          the consumer group a run uses\n"
-            "  -i, --index PATTERN        as consume's --index (default logs-access-%%Y.%%m.%%d)\n"
+            "  -i, --index PATTERN        as consume's --index (default %s)\n"
             "      --no-template          as consume's: the index template must already be installed\n"
-            "      --connect-timeout S    per endpoint (default 10)\n"
+            "      --connect-timeout S    per endpoint (default %d)\n"
             "  -h, --help                 this help\n\n"
             "Without --es (nor elasticsearch_URL in --secrets) Elasticsearch is not checked.\n"
             "Exit status: 0 every check passed, else the first failure's: 2 settings or a missing\n"
-            "grant, 3 Kafka (unreachable, a missing topic), 4 Elasticsearch.\n");
+            "grant, 3 Kafka (unreachable, a missing topic), 4 Elasticsearch.\n",
+            LP_INDEX_PATTERN_DEFAULT, CLI_CONNECT_TIMEOUT_DEFAULT_S);
 }
 
 typedef struct verdict {
@@ -213,55 +214,42 @@ static void check_elasticsearch(verdict *v, const lp_es_opts *opts, const lp_con
 
 int cmd_check(int argc, char **argv)
 {
-    enum { O_CA = 256, O_INSECURE, O_USER, O_APIKEY, O_PASSWORD, O_SECRETS, O_CONNECT, O_DLQ, O_NOTPL };
+    enum { O_DLQ = 256, O_NOTPL };
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},        {"es", required_argument, NULL, 'e'},
-        {"es-ca", required_argument, NULL, O_CA},         {"es-insecure", no_argument, NULL, O_INSECURE},
-        {"es-user", required_argument, NULL, O_USER},     {"es-api-key", required_argument, NULL, O_APIKEY},
-        {"es-password", required_argument, NULL, O_PASSWORD}, {"secrets", required_argument, NULL, O_SECRETS},
-        {"connect-timeout", required_argument, NULL, O_CONNECT}, {"help", no_argument, NULL, 'h'},
+        CLI_KAFKA_LONGOPTS, CLI_ES_LONGOPTS, CLI_SECRETS_LONGOPT, {"help", no_argument, NULL, 'h'},
         {"topic", required_argument, NULL, 't'}, {"group", required_argument, NULL, 'g'},
         {"index", required_argument, NULL, 'i'}, {"dlq-topic", required_argument, NULL, O_DLQ},
         {"no-template", no_argument, NULL, O_NOTPL},
         {NULL, 0, NULL, 0}};
     const char *cmd = "check";
-    cli_conn conn = {.need_es = 0};
     lp_kafka_props props = {0};
     lp_es_opts es = {.max_inflight = 1};
-    uint64_t timeout_s = 10;
     const char *topic = NULL;
-    lp_consume_opts o = {.topics = &topic, .index_pattern = "logs-access-%Y.%m.%d", .install_template = 1};
+    lp_consume_opts o = {.topics = &topic, .index_pattern = LP_INDEX_PATTERN_DEFAULT, .install_template = 1,
+                         .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S};
+    cli_conn conn = {.need_es = 0, .props = &props, .es = &es, .connect_timeout_s = &o.connect_timeout_s};
     lp_buf dlq = LP_BUF_INIT;
     int c, index_given = 0, rc = LP_EXIT_USAGE;
     cli_kafka_password(&props);
-    while ((c = getopt_long(argc, argv, "b:e:X:t:g:i:h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "b:e:X:t:g:i:h", longopts)) >= 0) {
         switch (c) {
         case 't': topic = optarg; o.ntopics = 1; break;
         case 'g': o.group = optarg; break;
         case 'i': o.index_pattern = optarg; index_given = 1; break;
         case O_DLQ: o.dlq_topic = optarg; break;
         case O_NOTPL: o.install_template = 0; break;
-        case 'b': conn.brokers = optarg; break;
-        case 'e': conn.es_url = optarg; break;
-        case O_CA: es.ca_file = optarg; break;
-        case O_INSECURE: es.insecure = 1; break;
-        case O_USER: conn.es_user = optarg; break;
-        case O_APIKEY: conn.es_api_key = optarg; break;
-        case O_PASSWORD: conn.es_password = optarg; break;
-        case O_SECRETS: conn.secrets = optarg; break;
-        case O_CONNECT: if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &timeout_s)) goto out; break;
-        case 'X': if (cli_kafka_property(cmd, &props, optarg)) goto out; break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (o.group && !topic) { cli_usage_error(cmd, "--group is checked on a topic: give --topic too"); goto out; }
     if (topic && !o.dlq_topic) {
         lp_buf_printf(&dlq, "%s.dlq", topic);
         o.dlq_topic = lp_buf_cstr(&dlq);
     }
-    o.connect_timeout_s = (int)timeout_s;
     /* Elasticsearch is checked when it is configured, by option or secret. */
     conn.need_es = -1;
     verdict v = {LP_BUF_INIT, 0, 0};

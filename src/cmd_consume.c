@@ -17,8 +17,18 @@
 #include "consume/consume.h"
 #include "tls/tls.h"
 
+/* consume's defaults: a run starts from these and --help prints them, so
+ * each is written here alone (the client's own, for a caller that leaves
+ * a setting 0, are lib/elasticsearch/es.h's). */
+static const lp_consume_opts consume_defaults = {
+    .index_pattern = LP_INDEX_PATTERN_DEFAULT,
+    .es = {.gzip = 1, .max_inflight = LP_ES_MAX_INFLIGHT_DEFAULT, .retry_limit_ms = LP_ES_RETRY_LIMIT_MS_DEFAULT},
+    .batch_docs = 2500, .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
+    .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S, .install_template = 1, .progress = -1, .replicas = -1};
+
 static void usage(FILE *out)
 {
+    const lp_consume_opts *d = &consume_defaults;
     fprintf(out,
             "usage: logpipe consume --brokers HOST:PORT --topic TOPIC --group GROUP --es URL [options]\n\n"
             "A Kafka consumer group member that parses access-log messages into Elastic Common\n"
@@ -33,16 +43,17 @@ static void usage(FILE *out)
             "  -g, --group GROUP          consumer group id\n"
             "  -e, --es URL               Elasticsearch, e.g. http://127.0.0.1:9200\n"
             "options:\n"
-            "  -i, --index PATTERN        index name; %%Y %%m %%d %%H from @timestamp (default logs-access-%%Y.%%m.%%d)\n"
+            "  -i, --index PATTERN        index name; %%Y %%m %%d %%H from @timestamp (default %s)\n"
             "      --data-stream NAME     write into data stream NAME (e.g. logs-access-default) with\n"
             "                             create actions, instead of --index\n"
             "      --dlq-topic TOPIC      dead-letter topic (default <topic>.dlq)\n"
-            "  -f, --format FMT           auto (default), seed, combined, common, vhost_combined\n"
-            "  -z, --timezone TZ          zone of the seed format's times (default UTC)\n"
-            "      --batch-docs N         documents per bulk request (default 2500)\n"
-            "      --batch-bytes N        bytes per bulk request before gzip (default 5242880)\n"
-            "      --flush-ms MS          send a partial bulk after MS (default 500)\n"
-            "      --inflight N           concurrent bulk requests (default 2)\n"
+            "  -f, --format FMT           auto (default), combined_zoneless (alias seed), combined,\n"
+            "                             common, vhost_combined\n"
+            "  -z, --timezone TZ          zone of combined_zoneless's times (default UTC)\n"
+            "      --batch-docs N         documents per bulk request (default %zu)\n"
+            "      --batch-bytes N        bytes per bulk request before gzip (default %zu)\n"
+            "      --flush-ms MS          send a partial bulk after MS (default %d)\n"
+            "      --inflight N           concurrent bulk requests (default %d)\n"
             "      --no-gzip              send bulk bodies uncompressed\n"
             "      --no-template          never check nor install the index template (logpipe setup's)\n"
             "      --shards N             the template's index.number_of_shards (default: the cluster's)\n"
@@ -54,16 +65,12 @@ static void usage(FILE *out)
             "      --max-messages N       stop after N messages\n"
             "      --max-seconds S        stop after S seconds\n"
             "      --until-idle S         stop when caught up and nothing arrived for S seconds\n"
-            "      --drain-timeout S      at stop or rebalance, wait up to S s for in-flight bulks (default 30)\n"
+            "      --drain-timeout S      at stop or rebalance, wait up to S s for in-flight bulks (default %d)\n"
             "      --retry-limit S        stop (exit 4) when a bulk Elasticsearch keeps failing or answering\n"
-            "                             429/5xx makes no progress for S s (default 300)\n"
-            "      --connect-timeout S    fail if Kafka does not answer within S s (default 10)\n"
-            "      --es-ca FILE           CA bundle for https Elasticsearch (verification is on)\n"
-            "      --es-insecure          do not verify Elasticsearch's TLS certificate (unsafe)\n"
-            "      --es-user USER         basic auth user\n"
-            "      --es-password REF      its password, by reference (default: LOGPIPE_ES_PASSWORD)\n"
-            "      --es-api-key REF       API key, by reference (default: LOGPIPE_ES_API_KEY)\n"
-            "      --secrets REF          a JSON object of connection settings (the seed's keys:\n"
+            "                             429/5xx makes no progress for S s (default %ld)\n"
+            "      --connect-timeout S    fail if Kafka does not answer within S s (default %d)\n"
+            "%s"
+            "      --secrets REF          a JSON object of connection settings (keys\n"
             "                             kafka_bootstrap_server, kafka_username, kafka_secret,\n"
             "                             elasticsearch_URL, elasticsearch_API_Key; docs/secrets.md)\n"
             "  REF is env://NAME, file:///path (mode 0600) or aws-sm://SECRET[?region=R][#json_key];\n"
@@ -72,16 +79,18 @@ static void usage(FILE *out)
             "                             Secrets (sasl.password, ssl.key.password, ...) only by\n"
             "                             reference or LOGPIPE_KAFKA_PASSWORD, never literally\n"
             "%s"
-            "      --progress | --quiet   force the live status line on or off (default: on a terminal)\n"
+            "      --progress | --no-progress  force the live status line on stderr on or off (default:\n"
+            "                             on when stderr is a terminal); logs are not affected.\n"
+            "                             --quiet is the same as --no-progress\n"
             "  -v, --verbose              log assignments, revocations and Kafka errors, and which\n"
             "                             CA certificates TLS trusts (the system's store)\n"
             "  -h, --help                 this help\n\n"
             "Without --max-messages/--max-seconds/--until-idle it runs until SIGINT or SIGTERM; on\n"
             "any stop it finishes in-flight bulks, commits and leaves the group, then prints one\n"
-            "JSON summary line on stdout.\n"
-            "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 4 Elasticsearch, 5 partial (some\n"
-            "messages not acknowledged: they were not committed and will be consumed again).\n",
-            cli_metrics_help);
+            "JSON summary line on stdout.\n",
+            d->index_pattern, d->batch_docs, d->batch_bytes, d->flush_ms, d->es.max_inflight, d->drain_timeout_s,
+            d->es.retry_limit_ms / 1000, d->connect_timeout_s, cli_es_help, cli_metrics_help);
+    lp_exit_codes_print(out, "Exit status:", "02345");
 }
 
 static void add_topics(const char **topics, size_t *n, char *arg)
@@ -94,12 +103,11 @@ static void add_topics(const char **topics, size_t *n, char *arg)
 int cmd_consume(int argc, char **argv)
 {
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
-           O_MAXSEC, O_IDLE, O_DRAIN, O_CONNECT, O_CA, O_INSECURE, O_USER, O_PROGRESS, O_QUIET, O_APIKEY, O_PASSWORD, O_SECRETS,
-           O_RETRY, O_METRICS, O_UNHEALTHY,
+           O_MAXSEC, O_IDLE, O_DRAIN, O_PROGRESS, O_QUIET, O_RETRY, O_METRICS, O_UNHEALTHY,
            O_DATASET, O_KEEP_ORIGINAL, O_PIPELINE, O_STREAM, O_REPLICAS, O_SHARDS };
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'}, {"es", required_argument, NULL, 'e'},
+        CLI_KAFKA_LONGOPTS, CLI_ES_LONGOPTS, CLI_SECRETS_LONGOPT,
+        {"topic", required_argument, NULL, 't'}, {"group", required_argument, NULL, 'g'},
         {"index", required_argument, NULL, 'i'}, {"dlq-topic", required_argument, NULL, O_DLQ},
         {"format", required_argument, NULL, 'f'}, {"timezone", required_argument, NULL, 'z'},
         {"batch-docs", required_argument, NULL, O_BDOCS}, {"batch-bytes", required_argument, NULL, O_BBYTES},
@@ -107,39 +115,32 @@ int cmd_consume(int argc, char **argv)
         {"no-gzip", no_argument, NULL, O_NOGZIP}, {"no-template", no_argument, NULL, O_NOTPL},
         {"max-messages", required_argument, NULL, O_MAXMSG}, {"max-seconds", required_argument, NULL, O_MAXSEC},
         {"until-idle", required_argument, NULL, O_IDLE}, {"drain-timeout", required_argument, NULL, O_DRAIN},
-        {"connect-timeout", required_argument, NULL, O_CONNECT}, {"es-ca", required_argument, NULL, O_CA},
-        {"es-insecure", no_argument, NULL, O_INSECURE}, {"es-user", required_argument, NULL, O_USER},
-        {"es-api-key", required_argument, NULL, O_APIKEY}, {"es-password", required_argument, NULL, O_PASSWORD},
-        {"secrets", required_argument, NULL, O_SECRETS}, {"retry-limit", required_argument, NULL, O_RETRY},
+        {"retry-limit", required_argument, NULL, O_RETRY},
         {"metrics-listen", required_argument, NULL, O_METRICS},
         {"unhealthy-after", required_argument, NULL, O_UNHEALTHY},
         {"data-stream", required_argument, NULL, O_STREAM}, {"replicas", required_argument, NULL, O_REPLICAS},
         {"shards", required_argument, NULL, O_SHARDS},
-        {"progress", no_argument, NULL, O_PROGRESS}, {"quiet", no_argument, NULL, O_QUIET},
+        {"progress", no_argument, NULL, O_PROGRESS}, {"no-progress", no_argument, NULL, O_QUIET},
+        {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"dataset", required_argument, NULL, O_DATASET}, {"keep-original", no_argument, NULL, O_KEEP_ORIGINAL},
         {"pipeline", required_argument, NULL, O_PIPELINE}, {NULL, 0, NULL, 0}};
     const char *cmd = "consume";
     const char *topics[64];
-    lp_consume_opts o = {.topics = topics, .index_pattern = "logs-access-%Y.%m.%d",
-                         .es = {.gzip = 1, .max_inflight = 2}, .batch_docs = 2500,
-                         .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
-                         .connect_timeout_s = 10, .install_template = 1, .progress = -1,
-                         .replicas = -1};
-    cli_conn conn = {.need_es = 1};
+    lp_consume_opts o = consume_defaults;
+    o.topics = topics;
+    cli_conn conn = {.need_es = 1, .props = &o.kafka_props, .es = &o.es, .connect_timeout_s = &o.connect_timeout_s};
     const char *metrics_listen = NULL;
-    double unhealthy_after = 60;
+    double unhealthy_after = 0; /* not given: cli_metrics_start's default */
     lp_metrics_server *metrics = NULL;
     uint64_t v;
     int c, fmt, rc = LP_EXIT_USAGE, index_given = 0;
     lp_error perr;
     cli_kafka_password(&o.kafka_props);
-    while ((c = getopt_long(argc, argv, "b:t:g:e:i:f:z:X:vh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "b:t:g:e:i:f:z:X:vh", longopts)) >= 0) {
         switch (c) {
-        case 'b': conn.brokers = optarg; break;
         case 't': add_topics(topics, &o.ntopics, optarg); break;
         case 'g': o.group = optarg; break;
-        case 'e': conn.es_url = optarg; break;
         case 'i': o.index_pattern = optarg; index_given = 1; break;
         case O_DLQ: o.dlq_topic = optarg; break;
         case O_STREAM: o.data_stream = optarg; break;
@@ -164,19 +165,11 @@ int cmd_consume(int argc, char **argv)
         case O_IDLE: if (cli_parse_double(cmd, "--until-idle", optarg, 0.001, 1e9, &o.until_idle)) goto out; break;
         case O_DRAIN: if (cli_parse_u64(cmd, "--drain-timeout", optarg, 0, 86400, &v)) goto out; o.drain_timeout_s = (int)v; break;
         case O_RETRY: if (cli_parse_u64(cmd, "--retry-limit", optarg, 1, 86400, &v)) goto out; o.es.retry_limit_ms = (long)v * 1000; break;
-        case O_CONNECT: if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &v)) goto out; o.connect_timeout_s = (int)v; break;
-        case O_CA: o.es.ca_file = optarg; break;
-        case O_INSECURE: o.es.insecure = 1; break;
-        case O_USER: conn.es_user = optarg; break;
-        case O_APIKEY: conn.es_api_key = optarg; break;
-        case O_PASSWORD: conn.es_password = optarg; break;
-        case O_SECRETS: conn.secrets = optarg; break;
         case O_METRICS: metrics_listen = optarg; break;
         case O_UNHEALTHY: if (cli_parse_double(cmd, "--unhealthy-after", optarg, 0.1, 86400, &unhealthy_after)) goto out; break;
         case O_PROGRESS: o.progress = 1; break;
         case O_QUIET: o.progress = 0; break;
         case 'v': o.verbose = 1; lp_tls_set_verbose(1); break;
-        case 'X': if (cli_kafka_property(cmd, &o.kafka_props, optarg)) goto out; break;
         case O_DATASET: o.parse.dataset = optarg; break;
         case O_KEEP_ORIGINAL: o.parse.keep_original = 1; break;
         case O_PIPELINE: o.es.pipeline = optarg; break;
@@ -184,6 +177,8 @@ int cmd_consume(int argc, char **argv)
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (!o.ntopics) { cli_usage_error(cmd, "--topic is required"); goto out; }
     if (!o.group || !*o.group) { cli_usage_error(cmd, "--group is required"); goto out; }

@@ -18,6 +18,10 @@
 #include "generate/generate.h"
 #include "generate/pace.h"
 
+/* generate's defaults: --count's, and the format; --help prints them. */
+#define GENERATE_COUNT_DEFAULT 10
+static const lp_gen_opts generate_defaults = {.format = LP_FORMAT_COMBINED_ZONELESS};
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -29,15 +33,17 @@ static void usage(FILE *out)
             "(\"-\" 408, \"\" 400), TLS handshakes and other protocols on the plain-text\n"
             "port (400), a request without a status; 1.35%% of lines (docs/schema.md).\n\n"
             "options:\n"
-            "  -n, --count N            lines to write (default 10; 0 = until interrupted)\n"
-            "  -f, --format FMT         seed (default), combined, common, vhost_combined\n"
+            "  -n, --count N            lines to write (default %d; 0 = until interrupted)\n"
+            "  -f, --format FMT         combined_zoneless, combined, common, vhost_combined\n"
+            "                           (default %s; seed is combined_zoneless)\n"
             "  -r, --rate N             lines per second (default 0 = as fast as possible)\n"
             "  -s, --seed S             random seed (default: from the clock and pid)\n"
             "      --start TIME         first timestamp: epoch seconds or RFC 3339 (default: now)\n"
             "      --malformed-ratio R  share of deliberately broken lines, 0..1 (default 0)\n"
             "      --realistic          add the lines of requests that never completed\n"
             "  -h, --help               this help\n\n"
-            "The same --seed and --start give the same bytes.\n");
+            "The same --seed and --start give the same bytes.\n",
+            GENERATE_COUNT_DEFAULT, lp_format_name(generate_defaults.format));
 }
 
 int cmd_generate(int argc, char **argv)
@@ -48,8 +54,9 @@ int cmd_generate(int argc, char **argv)
         {"start", required_argument, NULL, 'S'}, {"malformed-ratio", required_argument, NULL, 'm'},
         {"realistic", no_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    lp_gen_opts opts = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0, 0};
-    uint64_t count = 10, rate = 0;
+    lp_gen_opts opts = generate_defaults;
+    opts.start = (int64_t)time(NULL);
+    uint64_t count = GENERATE_COUNT_DEFAULT, rate = 0;
     int have_seed = 0, c, fmt;
     while ((c = getopt_long(argc, argv, "n:f:r:s:h", longopts, NULL)) != -1) {
         switch (c) {

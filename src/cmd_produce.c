@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +45,25 @@ static void on_delivery(void *ctx, rd_kafka_resp_err_t err, void *opaque)
     }
 }
 
+typedef struct produce_opts {
+    const char *brokers, *topic, *input, *compression, *summary, *metrics_listen;
+    double unhealthy_after;
+    uint64_t count, rate, linger_ms, batch_size, connect_timeout;
+    int key_ip, have_count;
+    lp_gen_opts gen;
+    lp_kafka_props user_props;
+    cli_conn conn;
+} produce_opts;
+
+/* produce's defaults: a run starts from these and --help prints them (the
+ * generator's seed and start time come from the clock at each run). */
+static const produce_opts produce_defaults = {
+    .compression = "zstd", .count = 1000, .linger_ms = 20, .batch_size = 1000000,
+    .connect_timeout = CLI_CONNECT_TIMEOUT_DEFAULT_S, .gen = {.format = LP_FORMAT_COMBINED_ZONELESS}};
+
 static void usage(FILE *out)
 {
+    const produce_opts *d = &produce_defaults;
     fprintf(out,
             "usage: logpipe produce --brokers HOST:PORT --topic TOPIC [options]\n\n"
             "Publishes log lines to a Kafka topic: generated on the fly (--count) or read\n"
@@ -54,21 +72,21 @@ static void usage(FILE *out)
             "  -b, --brokers LIST       bootstrap brokers, host:port[,host:port] (required)\n"
             "  -t, --topic TOPIC        topic to write to (required)\n"
             "  -i, --input FILE|-       read lines from FILE or stdin instead of generating\n"
-            "  -n, --count N            generate N lines (default 1000 when no --input)\n"
-            "  -f, --format FMT         generated format: seed (default), combined, common,\n"
-            "                           vhost_combined\n"
+            "  -n, --count N            generate N lines (default %" PRIu64 " when no --input)\n"
+            "  -f, --format FMT         generated format: combined_zoneless, combined, common,\n"
+            "                           vhost_combined (default %s; seed is combined_zoneless)\n"
             "  -r, --rate N             messages per second (default 0 = as fast as possible)\n"
             "  -s, --seed S             generator seed; --start TIME first timestamp\n"
             "      --malformed-ratio R  share of broken generated lines, 0..1 (default 0)\n"
             "      --realistic          also generate what a public server logs besides requests\n"
             "                           (timeouts, TLS and other probes: ~1.35%%; docs/schema.md)\n"
             "  -k, --key ip|none        message key: the client IP (per-client order) or none (default)\n"
-            "  -z, --compression C      zstd (default), lz4, gzip, snappy, none\n"
-            "      --linger-ms MS       batching delay (default 20)\n"
-            "      --batch-size BYTES   maximum batch size (default 1000000)\n"
-            "      --connect-timeout S  fail if Kafka does not answer within S seconds (default 10)\n"
+            "  -z, --compression C      zstd, lz4, gzip, snappy, none (default %s)\n"
+            "      --linger-ms MS       batching delay (default %" PRIu64 ")\n"
+            "      --batch-size BYTES   maximum batch size (default %" PRIu64 ")\n"
+            "      --connect-timeout S  fail if Kafka does not answer within S seconds (default %" PRIu64 ")\n"
             "      --summary json       also print the summary as one JSON line on stdout\n"
-            "      --secrets REF        a JSON object of connection settings (the seed's keys:\n"
+            "      --secrets REF        a JSON object of connection settings (keys\n"
             "                           kafka_bootstrap_server, kafka_username, kafka_secret;\n"
             "                           docs/secrets.md). REF is env://NAME, file:///path (mode 0600)\n"
             "                           or aws-sm://SECRET[?region=R]; --brokers and the -X credential\n"
@@ -82,18 +100,9 @@ static void usage(FILE *out)
             "  -h, --help               this help\n\n"
             "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
             "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n",
-            cli_metrics_help);
+            d->count, lp_format_name(d->gen.format), d->compression, d->linger_ms, d->batch_size, d->connect_timeout, cli_metrics_help);
 }
 
-typedef struct produce_opts {
-    const char *brokers, *topic, *input, *compression, *summary, *metrics_listen;
-    double unhealthy_after;
-    uint64_t count, rate, linger_ms, batch_size, connect_timeout;
-    int key_ip, have_count;
-    lp_gen_opts gen;
-    lp_kafka_props user_props;
-    cli_conn conn;
-} produce_opts;
 
 /* Next line from the source into line (without newline); 0 at the end. */
 typedef struct source {
@@ -270,9 +279,8 @@ static lp_producer *open_producer(const produce_opts *o, counts *c, lp_error *er
 
 int cmd_produce(int argc, char **argv)
 {
-    produce_opts o = {.compression = "zstd", .count = 1000, .linger_ms = 20, .batch_size = 1000000,
-                      .connect_timeout = 10, .unhealthy_after = 60,
-                      .gen = {LP_FORMAT_SEED, 0, (int64_t)time(NULL), 0, 0}};
+    produce_opts o = produce_defaults;
+    o.gen.start = (int64_t)time(NULL);
     o.gen.seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
     cli_kafka_password(&o.user_props);
     int rc = parse_args(argc, argv, &o);

@@ -13,6 +13,10 @@
 #include "core/buf.h"
 #include "replay/replay.h"
 
+/* replay's defaults: a run starts from these and --help prints them. */
+static const lp_replay_opts replay_defaults = {.partition = -1, .from_offset = -1, .to_offset = -1,
+                                               .txn_records = 500, .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S};
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -38,14 +42,15 @@ static void usage(FILE *out)
             "      --dlq-topic TOPIC      the dead-letter topic (default TOPIC.dlq)\n"
             "      --to TOPIC             write to TOPIC instead of the source topic\n"
             "      --dry-run              count what would be replayed, by reason; write and commit nothing\n"
-            "      --txn-records N        records per transaction (default 500)\n"
-            "      --connect-timeout S    fail if Kafka does not answer within S s (default 10)\n"
+            "      --txn-records N        records per transaction (default %zu)\n"
+            "      --connect-timeout S    fail if Kafka does not answer within S s (default %d)\n"
             "      --secrets REF          Kafka settings from a JSON object (see 'logpipe consume --help')\n"
             "  -X key=value               any librdkafka property (credentials by reference only)\n"
             "  -v, --verbose              log each transaction commit\n"
             "  -h, --help                 this help\n\n"
             "Prints one JSON summary line on stdout: read, matched, replayed, counts by reason.\n"
-            "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 5 stopped by a signal.\n");
+            "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 5 stopped by a signal.\n",
+            replay_defaults.txn_records, replay_defaults.connect_timeout_s);
 }
 
 /* Checks that the options make one coherent replay: 0, or the usage error printed. */
@@ -70,29 +75,26 @@ static int check_options(const char *cmd, const lp_replay_opts *o)
 
 int cmd_replay(int argc, char **argv)
 {
-    enum { O_DLQ = 256, O_TO, O_REASON, O_STAGE, O_PARTITION, O_FROM, O_UNTIL, O_DRY, O_TXN, O_CONNECT,
-           O_SECRETS };
+    enum { O_DLQ = 256, O_TO, O_REASON, O_STAGE, O_PARTITION, O_FROM, O_UNTIL, O_DRY, O_TXN };
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
+        CLI_KAFKA_LONGOPTS, CLI_SECRETS_LONGOPT, {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'}, {"dlq-topic", required_argument, NULL, O_DLQ},
         {"to", required_argument, NULL, O_TO}, {"reason", required_argument, NULL, O_REASON},
         {"stage", required_argument, NULL, O_STAGE}, {"partition", required_argument, NULL, O_PARTITION},
         {"from-offset", required_argument, NULL, O_FROM}, {"to-offset", required_argument, NULL, O_UNTIL},
         {"dry-run", no_argument, NULL, O_DRY}, {"txn-records", required_argument, NULL, O_TXN},
-        {"connect-timeout", required_argument, NULL, O_CONNECT}, {"secrets", required_argument, NULL, O_SECRETS},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *cmd = "replay";
     const char *reasons[64];
-    lp_replay_opts o = {.reasons = reasons, .partition = -1, .from_offset = -1, .to_offset = -1,
-                        .txn_records = 500, .connect_timeout_s = 10};
-    cli_conn conn = {.need_es = 0};
+    lp_replay_opts o = replay_defaults;
+    o.reasons = reasons;
+    cli_conn conn = {.need_es = 0, .props = &o.kafka_props, .connect_timeout_s = &o.connect_timeout_s};
     lp_buf dlq = LP_BUF_INIT, out = LP_BUF_INIT;
     uint64_t v;
     int c, rc = LP_EXIT_USAGE;
     cli_kafka_password(&o.kafka_props);
-    while ((c = getopt_long(argc, argv, "b:t:g:X:vh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "b:t:g:X:vh", longopts)) >= 0) {
         switch (c) {
-        case 'b': conn.brokers = optarg; break;
         case 't': o.topic = optarg; break;
         case 'g': o.group = optarg; break;
         case O_DLQ: o.dlq_topic = optarg; break;
@@ -107,14 +109,13 @@ int cmd_replay(int argc, char **argv)
         case O_UNTIL: if (cli_parse_u64(cmd, "--to-offset", optarg, 0, INT64_MAX, &v)) goto out; o.to_offset = (int64_t)v; break;
         case O_DRY: o.dry_run = 1; break;
         case O_TXN: if (cli_parse_u64(cmd, "--txn-records", optarg, 1, 1000000, &v)) goto out; o.txn_records = v; break;
-        case O_CONNECT: if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &v)) goto out; o.connect_timeout_s = (int)v; break;
-        case O_SECRETS: conn.secrets = optarg; break;
         case 'v': o.verbose = 1; break;
-        case 'X': if (cli_kafka_property(cmd, &o.kafka_props, optarg)) goto out; break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (o.topic && !o.dlq_topic) {
         lp_buf_printf(&dlq, "%s.dlq", o.topic);

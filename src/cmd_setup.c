@@ -26,20 +26,17 @@ static void usage(FILE *out)
             "so that logpipe consume needs only the privileges to write. Run it again after an\n"
             "upgrade: it replaces a template whose _meta stamp is not this logpipe's.\n\n"
             "  -e, --es URL               Elasticsearch, e.g. https://es.example:9200\n"
-            "  -i, --index PATTERN        the dated index pattern consume writes (default logs-access-%%Y.%%m.%%d)\n"
+            "  -i, --index PATTERN        the dated index pattern consume writes (default %s)\n"
             "      --data-stream NAME     the data stream consume writes (e.g. logs-access-default)\n"
             "      --create-data-stream   also create that data stream now (else the first write does)\n"
             "      --shards N             the template's index.number_of_shards (default: the cluster's)\n"
             "      --replicas N           the template's index.number_of_replicas (default: the cluster's)\n"
-            "      --es-ca FILE           CA bundle for https Elasticsearch (verification is on)\n"
-            "      --es-insecure          do not verify Elasticsearch's TLS certificate (unsafe)\n"
-            "      --es-user USER         basic auth user\n"
-            "      --es-password REF      its password, by reference (default: LOGPIPE_ES_PASSWORD)\n"
-            "      --es-api-key REF       API key, by reference (default: LOGPIPE_ES_API_KEY)\n"
+            "%s"
             "      --secrets REF          a JSON object of connection settings (docs/secrets.md)\n"
             "  -v, --verbose              print the template body installed\n"
             "  -h, --help                 this help\n\n"
-            "Exit status: 0 ok, 2 usage/configuration (a missing privilege), 4 Elasticsearch.\n");
+            "Exit status: 0 ok, 2 usage/configuration (a missing privilege), 4 Elasticsearch.\n",
+            LP_INDEX_PATTERN_DEFAULT, cli_es_help);
 }
 
 int cli_target(const char *cmd, const char **index_pattern, const char *data_stream, int index_given)
@@ -89,41 +86,32 @@ static int run_setup(const lp_es_opts *eo, const lp_target *t, int create_stream
 
 int cmd_setup(int argc, char **argv)
 {
-    enum { O_STREAM = 256, O_CREATE, O_SHARDS, O_REPLICAS, O_CA, O_INSECURE, O_USER, O_APIKEY, O_PASSWORD,
-           O_SECRETS };
+    enum { O_STREAM = 256, O_CREATE, O_SHARDS, O_REPLICAS };
     static const struct option longopts[] = {
-        {"es", required_argument, NULL, 'e'}, {"index", required_argument, NULL, 'i'},
+        CLI_ES_LONGOPTS, CLI_SECRETS_LONGOPT, {"index", required_argument, NULL, 'i'},
         {"data-stream", required_argument, NULL, O_STREAM}, {"create-data-stream", no_argument, NULL, O_CREATE},
         {"shards", required_argument, NULL, O_SHARDS}, {"replicas", required_argument, NULL, O_REPLICAS},
-        {"es-ca", required_argument, NULL, O_CA}, {"es-insecure", no_argument, NULL, O_INSECURE},
-        {"es-user", required_argument, NULL, O_USER}, {"es-api-key", required_argument, NULL, O_APIKEY},
-        {"es-password", required_argument, NULL, O_PASSWORD}, {"secrets", required_argument, NULL, O_SECRETS},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    const char *cmd = "setup", *index_pattern = "logs-access-%Y.%m.%d", *data_stream = NULL;
+    const char *cmd = "setup", *index_pattern = LP_INDEX_PATTERN_DEFAULT, *data_stream = NULL;
     lp_es_opts eo = {.max_inflight = 1};
-    cli_conn conn = {.es_only = 1, .need_es = 1};
+    cli_conn conn = {.es_only = 1, .need_es = 1, .es = &eo};
     lp_kafka_props props = {0};
     uint64_t v;
     int c, rc = LP_EXIT_USAGE, index_given = 0, create_stream = 0, shards = 0, replicas = -1, verbose = 0;
-    while ((c = getopt_long(argc, argv, "e:i:vh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(cmd, &conn, argc, argv, "e:i:vh", longopts)) >= 0) {
         switch (c) {
-        case 'e': conn.es_url = optarg; break;
         case 'i': index_pattern = optarg; index_given = 1; break;
         case O_STREAM: data_stream = optarg; break;
         case O_CREATE: create_stream = 1; break;
         case O_SHARDS: if (cli_parse_u64(cmd, "--shards", optarg, 1, 1024, &v)) goto out; shards = (int)v; break;
         case O_REPLICAS: if (cli_parse_u64(cmd, "--replicas", optarg, 0, 1000, &v)) goto out; replicas = (int)v; break;
-        case O_CA: eo.ca_file = optarg; break;
-        case O_INSECURE: eo.insecure = 1; break;
-        case O_USER: conn.es_user = optarg; break;
-        case O_APIKEY: conn.es_api_key = optarg; break;
-        case O_PASSWORD: conn.es_password = optarg; break;
-        case O_SECRETS: conn.secrets = optarg; break;
         case 'v': verbose = 1; lp_tls_set_verbose(1); break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: cli_bad_option(cmd, argv); goto out;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        goto out;
     if (optind < argc) { cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]); goto out; }
     if (cli_target(cmd, &index_pattern, data_stream, index_given)) goto out;
     if (create_stream && !data_stream) { cli_usage_error(cmd, "--create-data-stream needs --data-stream"); goto out; }

@@ -38,9 +38,8 @@ static void usage(FILE *out)
                  "Every command also takes:\n"
                  "  --log-format text|json  log lines on stderr as text (default) or one JSON object\n"
                  "                          a line (timestamp, level, command, message, fields)\n"
-                 "  --version               logpipe's version and its libraries'\n"
-                 "Exit codes: 0 ok, 1 I/O error, 2 usage or configuration error,\n"
-                 "3 Kafka error, 4 Elasticsearch error, 5 partial failure.\n");
+                 "  --version               logpipe's version and its libraries'\n");
+    lp_exit_codes_print(out, "Exit codes:", "012345");
 }
 
 /* logpipe's version and the libraries' it runs with (the bundle carries

@@ -28,7 +28,7 @@ DOC = """
 Indexes the Kafka topic `params.topic` into Elasticsearch with `logpipe consume`
 (connections `params.kafka_conn_id` and `params.es_conn_id`: `kafka_default` and
 `elasticsearch_default` unless changed), then reconciles. Or set `params.secrets` to
-`aws-sm://MWAA_Secrets`: one JSON secret with the seed's keys replaces both
+`aws-sm://MWAA_Secrets`: one JSON secret with docs/secrets.md's keys replaces both
 connections, read on the worker with its execution role (docs/secrets.md).
 
 1. **snapshot**: where consumer group `params.group` stands on each partition.

@@ -1,6 +1,6 @@
 """log_generation_pipeline: synthetic access logs into Kafka, every 5 minutes.
 
-The seed's producer workflow: one task, `logpipe produce`, which generates
+The producer workflow: one task, `logpipe produce`, which generates
 15,000 access-log lines per run (count, format and rate are DAG params) and
 publishes them with an idempotent producer. Nothing here runs at parse time
 but the DAG definition: the connection is read when the task runs.
@@ -21,13 +21,13 @@ Generates synthetic web-server access logs with `logpipe produce` and
 publishes them to the Kafka topic `params.topic` (connection `params.kafka_conn_id`,
 `kafka_default` unless changed).
 
-* **count**: lines per run (the seed's 15,000)
-* **log_format**: `seed` (the seed's line format), `combined` (Apache/nginx), `common` or `vhost_combined` (Apache's `%v:%p` before the client)
+* **count**: lines per run (15,000)
+* **log_format**: `combined_zoneless` (combined's fields with a zone-less time such as `[Jan 21 2026, 22:23:40]`; `seed` is accepted for it), `combined` (Apache/nginx), `common` or `vhost_combined` (Apache's `%v:%p` before the client)
 * **rate**: messages per second, 0 = as fast as possible
 * **malformed_ratio**: share of deliberately broken lines (exercises the dead-letter path)
 * **kafka_conn_id**: the Airflow connection of the Kafka cluster
 * **secrets**: `aws-sm://MWAA_Secrets` to take Kafka's settings from one JSON secret
-  (the seed's keys) instead, read on the worker with its execution role
+  (keys as in docs/secrets.md) instead, read on the worker with its execution role
 
 `topic` must be `logs` or start with `logs.`/`logs-`/`logs_`, `kafka_conn_id` with
 `kafka_` (logpipe_airflow/params.py): a trigger cannot point a run elsewhere.
@@ -48,7 +48,8 @@ with DAG(
     params={
         "topic": where.topic(),
         "count": Param(15000, type="integer", minimum=1),
-        "log_format": Param("seed", enum=["seed", "combined", "common", "vhost_combined"]),
+        "log_format": Param("combined_zoneless",
+                            enum=["combined_zoneless", "seed", "combined", "common", "vhost_combined"]),
         "rate": Param(0, type="integer", minimum=0),
         "malformed_ratio": Param(0.0, type="number", minimum=0, maximum=1),
         "kafka_conn_id": where.kafka_conn_id(),

@@ -17,7 +17,7 @@ proves the platform before the pipelines rely on it:
 
 Trigger it again after changing the environment, its Airflow version, the
 secret or the connections (with `{"secrets": "aws-sm://MWAA_Secrets"}` to
-check the seed's secret).
+check that one JSON secret).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ with DAG(
         "kafka_conn_id": Param("kafka_default", type="string"),
         "es_conn_id": Param("elasticsearch_default", type="string"),
         "secrets": Param("", type="string",
-                         description="aws-sm://SECRET_ID: one JSON secret (the seed's keys) replacing both connections"),
+                         description="aws-sm://SECRET_ID: one JSON secret (docs/secrets.md's keys) replacing both connections"),
         "scratch_prefix": Param("logpipe-check", type="string", minLength=1,
                                 description="the round trip's topic, group and index are <prefix>-<id>"),
     },

@@ -19,6 +19,9 @@
 #include "kafka/kafka.h"
 #include "parse/parse.h"
 
+/* --index's default, for consume, check and setup alike. */
+#define LP_INDEX_PATTERN_DEFAULT "logs-access-%Y.%m.%d"
+
 typedef struct lp_consume_opts {
     const char *brokers;
     const char *const *topics;

@@ -10,6 +10,8 @@
 #ifndef LP_ERROR_H
 #define LP_ERROR_H
 
+#include <stdio.h>
+
 enum lp_exit {
     LP_EXIT_OK = 0,
     LP_EXIT_IO = 1,      /* input/output error, internal failure */
@@ -18,6 +20,24 @@ enum lp_exit {
     LP_EXIT_ES = 4,      /* Elasticsearch unreachable or not Elasticsearch */
     LP_EXIT_PARTIAL = 5, /* ran, but some messages were not delivered/committed */
 };
+
+/* The exit codes' one table: number, name and meaning, in the order of the
+ * enum. `logpipe --help` and `consume --help` print from it; the Airflow
+ * operators keep their own copy of the meanings (they run where the binary
+ * may be absent), and tests/integration/test_exit_codes.py holds the copy,
+ * README's list and this table to the same words. */
+typedef struct lp_exit_code {
+    int code;
+    const char *name;    /* a short identifier: usage, kafka, ... */
+    const char *meaning; /* what the caller should read into it */
+} lp_exit_code;
+
+extern const lp_exit_code lp_exit_codes[];
+extern const int lp_exit_ncodes;
+
+/* Prints "<title> 0 ok, 1 input/output error, ..." for the codes listed in
+ * `codes` (digits, e.g. "02345"), wrapped before 80 columns, ending ".\n". */
+void lp_exit_codes_print(FILE *out, const char *title, const char *codes);
 
 typedef struct lp_error {
     int code;

@@ -5,7 +5,7 @@
  * one 64-bit load and a few arithmetic tests say whether any byte needs
  * escaping or UTF-8 checking); only a word that has one goes through the
  * 256-entry class table byte by byte. Then one memcpy per run. Measured with
- * callgrind on `logpipe parse` of 50,000 seed lines: 220.0 M instructions
+ * callgrind on `logpipe parse` of 50,000 combined_zoneless lines: 220.0 M instructions
  * before, 211.7 M after (the strings of a log line are short).
  */
 #include "core/json.h"

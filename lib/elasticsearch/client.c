@@ -161,7 +161,7 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
     es->opts = *opts;
     es->trust = trust;
     if (es->opts.max_inflight <= 0)
-        es->opts.max_inflight = 2;
+        es->opts.max_inflight = LP_ES_MAX_INFLIGHT_DEFAULT;
     if (es->opts.timeout_ms <= 0)
         es->opts.timeout_ms = 60000;
     if (es->opts.backoff_base_ms <= 0)
@@ -169,7 +169,7 @@ lp_es *lp_es_new(const lp_es_opts *opts, lp_error *e)
     if (es->opts.backoff_max_ms <= 0)
         es->opts.backoff_max_ms = 30000;
     if (es->opts.retry_limit_ms <= 0)
-        es->opts.retry_limit_ms = 300000;
+        es->opts.retry_limit_ms = LP_ES_RETRY_LIMIT_MS_DEFAULT;
     es->url = lp_xstrdup(opts->url);
     size_t ul = strlen(es->url);
     while (ul && es->url[ul - 1] == '/')

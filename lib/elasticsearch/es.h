@@ -28,14 +28,19 @@
 #include "core/buf.h"
 #include "core/error.h"
 
+/* The client's defaults for the settings a caller leaves 0: written here
+ * once, for lp_es_new and for the CLI's help text. */
+#define LP_ES_MAX_INFLIGHT_DEFAULT 2
+#define LP_ES_RETRY_LIMIT_MS_DEFAULT 300000L
+
 typedef struct lp_es_opts {
     const char *url;      /* --es: http(s)://host:port[/prefix], no trailing slash needed */
-    int max_inflight;     /* concurrent _bulk requests, default 2 */
+    int max_inflight;     /* concurrent _bulk requests, default LP_ES_MAX_INFLIGHT_DEFAULT */
     int gzip;             /* gzip request bodies (default on) */
     long timeout_ms;      /* per HTTP request, default 60000 */
     long backoff_base_ms; /* first retry delay, default 100; doubles, with jitter */
     long backoff_max_ms;  /* cap, default 30000 */
-    long retry_limit_ms;  /* a bulk still failing this long after its first failure is fatal; default 300000 */
+    long retry_limit_ms;  /* a bulk still failing this long after its first failure is fatal; default LP_ES_RETRY_LIMIT_MS_DEFAULT */
     /* Transport security and auth (credentials never appear in messages). */
     const char *ca_file;  /* PEM CA bundle; verification is always on unless insecure */
     const char *ca_pem;   /* the same, as PEM text (from a --secrets object) */

@@ -1,6 +1,6 @@
 /*
- * access_log.c: the tokenizer shared by the seed, combined, common and
- * vhost_combined formats (see access_log.h for the shape).
+ * access_log.c: the tokenizer shared by the combined, combined_zoneless,
+ * common and vhost_combined formats (see access_log.h for the shape).
  *
  * It walks the line once with memchr and never copies: every field is a
  * slice of the input. Quoted fields may contain backslash escapes (Apache

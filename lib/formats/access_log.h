@@ -1,7 +1,8 @@
 /*
  * access_log.h: the NCSA family of access-log formats.
  *
- * The seed's format, Apache/nginx "combined", the NCSA common log format and
+ * Apache/nginx "combined", combined_zoneless (combined's fields with a
+ * zone-less "Jan 21 2026, 22:23:40" time), the NCSA common log format and
  * Apache's vhost_combined share one shape:
  *
  *   [vhost:port] host ident user [time] "request" status bytes ["referrer" "user agent"]
@@ -61,14 +62,14 @@ typedef struct lp_access_line {
 const char *lp_access_tokenize(const char *line, size_t len, lp_access_line *out);
 
 /* Time syntaxes. Each returns NULL and the instant in UTC seconds, or a
- * static reason. local_offset is only used by the zone-less seed syntax:
+ * static reason. local_offset is only used by the zone-less syntax:
  * it is called with the civil time read and returns the zone's offset
  * (seconds east of UTC) at that local time. */
 typedef int32_t (*lp_local_offset_fn)(void *ctx, int64_t local_epoch);
 
-/* "Jan 21 2026, 22:23:40" (the seed's %b %d %Y, %H:%M:%S, no zone) */
-const char *lp_time_read_seed(lp_slice t, lp_local_offset_fn local_offset, void *ctx,
-                              int64_t *out);
+/* "Jan 21 2026, 22:23:40" (%b %d %Y, %H:%M:%S, no zone: combined_zoneless) */
+const char *lp_time_read_zoneless(lp_slice t, lp_local_offset_fn local_offset, void *ctx,
+                                  int64_t *out);
 /* "10/Oct/2000:13:55:36 -0700" (Apache %t, nginx $time_local) */
 const char *lp_time_read_clf(lp_slice t, int64_t *out);
 

@@ -58,7 +58,7 @@ static int read_clock(const char *p, unsigned *h, unsigned *mi, unsigned *s)
            read_digits(p + 6, 2, s);
 }
 
-const char *lp_time_read_seed(lp_slice t, lp_local_offset_fn local_offset, void *ctx, int64_t *out)
+const char *lp_time_read_zoneless(lp_slice t, lp_local_offset_fn local_offset, void *ctx, int64_t *out)
 {
     /* "Jan 21 2026, 22:23:40": 21 bytes; a one-digit day ("Jan 1 2026, ...") is
      * accepted too, as %d-less writers produce it. */

@@ -16,7 +16,7 @@
 #include "parse/parse.h"
 
 typedef struct lp_gen_opts {
-    lp_format format;       /* LP_FORMAT_SEED (default), _COMBINED, _COMMON or _VHOST_COMBINED */
+    lp_format format;       /* LP_FORMAT_COMBINED_ZONELESS (default), _COMBINED, _COMMON or _VHOST_COMBINED */
     uint64_t seed;
     int64_t start;          /* epoch seconds of the first line's timestamp */
     double malformed_ratio; /* 0..1: share of lines deliberately broken */
@@ -25,7 +25,7 @@ typedef struct lp_gen_opts {
 } lp_gen_opts;
 
 /* The formats the generator writes ("auto" is not one), for messages. */
-#define LP_GEN_FORMAT_NAMES "seed, combined, common, vhost_combined"
+#define LP_GEN_FORMAT_NAMES "combined_zoneless, combined, common, vhost_combined"
 
 /* A format name the generator can write -> format; -1 otherwise. */
 int lp_gen_format_from_name(const char *name);

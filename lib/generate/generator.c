@@ -143,7 +143,7 @@ lp_gen *lp_gen_new(const lp_gen_opts *opts)
     lp_gen *g = lp_xcalloc(1, sizeof *g);
     g->opts = *opts;
     if (g->opts.format == LP_FORMAT_AUTO)
-        g->opts.format = LP_FORMAT_SEED;
+        g->opts.format = LP_FORMAT_COMBINED_ZONELESS;
     uint64_t x = opts->seed;
     for (int i = 0; i < 4; i++)
         g->s[i] = splitmix64(&x);
@@ -203,7 +203,7 @@ static void format_time(lp_gen *g, int64_t sec)
     lp_civil_from_epoch(sec, &c);
     const char *mon = lp_month_abbr[c.month - 1];
     int n;
-    if (g->opts.format == LP_FORMAT_SEED)
+    if (g->opts.format == LP_FORMAT_COMBINED_ZONELESS)
         n = snprintf(g->time_text, sizeof g->time_text, "%s %02u %04lld, %02u:%02u:%02u", mon, c.day,
                      (long long)c.year, c.hour, c.minute, c.second);
     else
@@ -350,10 +350,10 @@ static void break_line(lp_gen *g, lp_buf *b, size_t start, size_t quote)
         b->len = start + 1 + below(g, (uint32_t)quote - 1);
         break;
     case 1: { /* impossible time: hour 99 */
-        int seed = g->opts.format == LP_FORMAT_SEED; /* "Jan 21 2026, HH" vs "10/Oct/2000:HH" */
+        int zoneless = g->opts.format == LP_FORMAT_COMBINED_ZONELESS; /* "Jan 21 2026, HH" vs "10/Oct/2000:HH" */
         char *open = memchr(line, '[', quote);
-        char *mark = open ? memchr(open, seed ? ',' : ':', quote - (size_t)(open - line)) : NULL;
-        char *hour = mark ? mark + (seed ? 2 : 1) : NULL;
+        char *mark = open ? memchr(open, zoneless ? ',' : ':', quote - (size_t)(open - line)) : NULL;
+        char *hour = mark ? mark + (zoneless ? 2 : 1) : NULL;
         if (hour) {
             hour[0] = '9';
             hour[1] = '9';

@@ -18,22 +18,24 @@
 
 typedef enum lp_format {
     LP_FORMAT_AUTO = 0, /* recognise each line's format on its own */
-    LP_FORMAT_SEED,     /* [Jan 21 2026, 22:23:40], zone-less, + referrer/UA */
+    LP_FORMAT_COMBINED_ZONELESS, /* combined's fields, a zone-less [Jan 21 2026, 22:23:40] read in --timezone */
     LP_FORMAT_COMBINED, /* Apache/nginx combined: [10/Oct/2000:13:55:36 -0700] + referrer/UA */
     LP_FORMAT_COMMON,   /* NCSA common log format: combined without referrer/UA */
     LP_FORMAT_VHOST_COMBINED, /* Apache's "%v:%p " + combined (Debian's other_vhosts_access.log) */
 } lp_format;
 
 /* All format names, "auto" first, for usage and error messages. */
-#define LP_FORMAT_NAMES "auto, seed, combined, common, vhost_combined"
+#define LP_FORMAT_NAMES "auto, combined_zoneless, combined, common, vhost_combined"
 
-/* "auto", "seed", "combined", "common", "vhost_combined" -> format; -1 when unknown. */
+/* "auto", "combined_zoneless", "combined", "common", "vhost_combined" ->
+ * format; -1 when unknown. "seed" is accepted for combined_zoneless, the
+ * name it was first given (DAG runs and scripts still pass it). */
 int lp_format_from_name(const char *name);
 const char *lp_format_name(lp_format f);
 
 typedef struct lp_parse_opts {
     lp_format format;
-    /* Zone for the seed format's zone-less times: "UTC", "+05:30", "-0800",
+    /* Zone for combined_zoneless's times: "UTC", "+05:30", "-0800",
      * or an IANA name such as "Europe/Paris". NULL means UTC. */
     const char *timezone;
     /* event.dataset (--dataset): NULL means LP_DATASET_DEFAULT. Elastic's

@@ -7,8 +7,8 @@
  * output is rolled back to where it was, so callers can append documents
  * back to back into one bulk body without copying.
  *
- * Time zones: combined/common times carry their offset; the seed's times do
- * not, and are read in --timezone. A fixed offset is a constant; an IANA
+ * Time zones: combined/common times carry their offset; combined_zoneless's
+ * do not, and are read in --timezone. A fixed offset is a constant; an IANA
  * zone needs the offset in force at that local time (DST), found from
  * libc's zone data by a fixed rule (local_offset: ambiguous times are their
  * first occurrence), so @timestamp is a pure function of the line. That is
@@ -41,11 +41,13 @@ struct lp_parser {
     size_t constant_len;
 };
 
-static const char *const format_names[] = {"auto", "seed", "combined", "common", "vhost_combined"};
+static const char *const format_names[] = {"auto", "combined_zoneless", "combined", "common", "vhost_combined"};
 #define NFORMATS (sizeof format_names / sizeof format_names[0])
 
 int lp_format_from_name(const char *name)
 {
+    if (!strcmp(name, "seed"))
+        return LP_FORMAT_COMBINED_ZONELESS; /* its first name, kept as an alias */
     for (size_t i = 0; i < NFORMATS; i++)
         if (!strcmp(name, format_names[i]))
             return (int)i;
@@ -297,11 +299,11 @@ static const char *recognise_format(const lp_access_line *a, lp_format *got)
         *got = LP_FORMAT_VHOST_COMBINED;
         return NULL;
     }
-    /* The seed format always ends with referrer and agent: without them the
+    /* combined_zoneless always ends with referrer and agent: without them the
      * line was cut short, possibly inside the size field. */
     if (!clf && !a->has_trailer)
-        return "truncated line: the seed format ends with a referrer and a user agent";
-    *got = !clf ? LP_FORMAT_SEED : a->has_trailer ? LP_FORMAT_COMBINED : LP_FORMAT_COMMON;
+        return "truncated line: the combined_zoneless format ends with a referrer and a user agent";
+    *got = !clf ? LP_FORMAT_COMBINED_ZONELESS : a->has_trailer ? LP_FORMAT_COMBINED : LP_FORMAT_COMMON;
     return NULL;
 }
 
@@ -309,15 +311,15 @@ static const char *recognise_format(const lp_access_line *a, lp_format *got)
 static const char *wrong_format(lp_format want, lp_format got)
 {
     switch (want) {
-    case LP_FORMAT_SEED:
-        return "not the seed format: expected a time such as [Jan 21 2026, 22:23:40]";
+    case LP_FORMAT_COMBINED_ZONELESS:
+        return "not the combined_zoneless format: expected a time such as [Jan 21 2026, 22:23:40]";
     case LP_FORMAT_VHOST_COMBINED:
         return "not the vhost_combined format: expected \"host:port\" before the client address";
     default:
         if (got == LP_FORMAT_VHOST_COMBINED)
             return want == LP_FORMAT_COMBINED ? "not the combined format: a virtual host before the client address"
                                               : "not the common format: a virtual host before the client address";
-        if (got == LP_FORMAT_SEED)
+        if (got == LP_FORMAT_COMBINED_ZONELESS)
             return want == LP_FORMAT_COMBINED
                        ? "not the combined format: expected a time such as [10/Oct/2000:13:55:36 -0700]"
                        : "not the common format: expected a time such as [10/Oct/2000:13:55:36 -0700]";
@@ -530,7 +532,7 @@ int lp_parse_line(lp_parser *p, const char *line, size_t len, lp_buf *out, lp_pa
     if (!why) {
         why = lp_time_is_clf(a.time)
                   ? lp_time_read_clf(a.time, &res->timestamp)
-                  : lp_time_read_seed(a.time, p->fixed_zone ? fixed_offset : iana_offset, p,
+                  : lp_time_read_zoneless(a.time, p->fixed_zone ? fixed_offset : iana_offset, p,
                                       &res->timestamp);
     }
     if (!why && a.vhost.n)

@@ -242,7 +242,7 @@ int lp_secret_resolve(const char *what, const char *text, lp_buf *out, lp_error 
     if (resolve_any(what, text, &r, out, e))
         return -1;
     if (r.kind != LP_SECRET_LITERAL && !*r.key && is_json_object(out)) {
-        /* The seed's secret is one JSON object: without #key the whole of it
+        /* A --secrets secret is one JSON object: without #key the whole of it
          * would become this one value, and then a message quoting it. */
         lp_buf_wipe(out);
         char ref[1400];

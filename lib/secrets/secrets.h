@@ -10,7 +10,8 @@
  * With #json_key the value is a JSON object and the key selects one field.
  * Anything else is a literal value. `--secrets REF` loads a whole JSON object
  * whose keys map onto logpipe's settings (lp_secret_settings_load; the
- * mapping, which accepts the seed's key names, is in docs/secrets.md).
+ * mapping, which accepts the MWAA secret's key names such as kafka_secret,
+ * is in docs/secrets.md).
  */
 #ifndef LP_SECRETS_H
 #define LP_SECRETS_H
@@ -53,7 +54,7 @@ typedef struct lp_secret_settings {
 } lp_secret_settings;
 
 /* Resolves ref (any reference form, without #json_key) to a JSON object and
- * fills s from the keys it knows; unknown keys are left alone (the seed's
+ * fills s from the keys it knows; unknown keys are left alone (one
  * secret may serve other consumers too). */
 int lp_secret_settings_load(const char *ref, lp_secret_settings *s, lp_error *e);
 void lp_secret_settings_wipe(lp_secret_settings *s);

@@ -77,10 +77,10 @@ def test_schedule_and_run_policy(dagbag: DagBag, dag_id: str) -> None:
         assert t.retry_delay == timedelta(seconds=5)
 
 
-def test_producer_defaults_to_the_seeds_15000_lines(dagbag: DagBag) -> None:
+def test_producer_defaults_to_15000_combined_zoneless_lines(dagbag: DagBag) -> None:
     dag = dagbag.get_dag("log_generation_pipeline")
     assert dag.params["count"] == 15000
-    assert dag.params["log_format"] == "seed"
+    assert dag.params["log_format"] == "combined_zoneless"
     assert [t.task_id for t in dag.tasks] == ["produce"]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from conftest import es_count
-from helpers import committed, run
+from helpers import committed, high_watermarks, run
 
 
 @contextmanager
@@ -78,6 +78,18 @@ def test_unknown_flag_and_bad_property(logpipe_bin, kafka, es, topic, unique):
     r = consume(logpipe_bin, "127.0.0.1:9092,nohost", topic, unique, es)
     assert r.code == 2 and "--brokers" in r.stderr
     assert_untouched(kafka, es, topic, unique)
+
+
+def test_unhealthy_after_without_metrics_listen_is_refused(logpipe_bin, kafka, es, topic, unique):
+    # /healthz, the only reader of --unhealthy-after, exists only with
+    # --metrics-listen: the threshold alone would promise a check nobody serves.
+    r = consume(logpipe_bin, kafka, topic, unique, es, "--unhealthy-after", "5")
+    assert r.code == 2
+    assert "--unhealthy-after needs --metrics-listen" in r.stderr
+    assert_untouched(kafka, es, topic, unique)
+    r = run(logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "10", "--unhealthy-after", "5")
+    assert r.code == 2 and "--unhealthy-after needs --metrics-listen" in r.stderr
+    assert not any(high_watermarks(kafka, topic).values()), "produce wrote before refusing"
 
 
 def secret_file(tmp_path, unique, kafka, es) -> tuple[str, list[str]]:

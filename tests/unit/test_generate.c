@@ -15,7 +15,7 @@ static void generate(lp_gen_opts o, size_t n, lp_buf *out)
 
 int main(void)
 {
-    lp_gen_opts o = {LP_FORMAT_SEED, 7, 1769034220, 0, 0};
+    lp_gen_opts o = {LP_FORMAT_COMBINED_ZONELESS, 7, 1769034220, 0, 0};
     lp_buf a = LP_BUF_INIT, b = LP_BUF_INIT;
     generate(o, 5000, &a);
     generate(o, 5000, &b);
@@ -30,7 +30,7 @@ int main(void)
     lp_parse_opts po = {.format = LP_FORMAT_AUTO};
     lp_error e;
     lp_parser *p = lp_parser_new(&po, &e);
-    lp_format formats[] = {LP_FORMAT_SEED, LP_FORMAT_COMBINED, LP_FORMAT_COMMON, LP_FORMAT_VHOST_COMBINED};
+    lp_format formats[] = {LP_FORMAT_COMBINED_ZONELESS, LP_FORMAT_COMBINED, LP_FORMAT_COMMON, LP_FORMAT_VHOST_COMBINED};
     for (int f = 0; f < 4; f++) {
         lp_buf_reset(&a);
         o.format = formats[f];
@@ -60,7 +60,7 @@ int main(void)
     }
 
     /* --malformed-ratio: about that share is rejected, and only those. */
-    o.format = LP_FORMAT_SEED;
+    o.format = LP_FORMAT_COMBINED_ZONELESS;
     o.malformed_ratio = 0.05;
     lp_buf_reset(&a);
     generate(o, 20000, &a);

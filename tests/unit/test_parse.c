@@ -62,12 +62,12 @@ static void use_parser(lp_format f, const char *tz)
     CHECK(parser != NULL);
 }
 
-static void test_seed_format(void)
+static void test_combined_zoneless_format(void)
 {
     use_parser(LP_FORMAT_AUTO, NULL);
     CHECK(parse("9.180.123.170 - - [Jan 21 2026, 22:23:40] \"DELETE /contact HTTP/1.1\" 404 13444 "
                 "\"https://example.com\" \"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)\""));
-    CHECK_INT(res.format, LP_FORMAT_SEED);
+    CHECK_INT(res.format, LP_FORMAT_COMBINED_ZONELESS);
     CHECK_STR(str("@timestamp"), "2026-01-21T22:23:40Z");
     CHECK_STR(str("source.ip"), "9.180.123.170");
     CHECK(field("user") == NULL);
@@ -142,10 +142,10 @@ static void test_forced_format(void)
 {
     const char *seed = "1.2.3.4 - - [Jan 21 2026, 22:23:40] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
     const char *combined = "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"";
-    use_parser(LP_FORMAT_SEED, NULL);
+    use_parser(LP_FORMAT_COMBINED_ZONELESS, NULL);
     CHECK(parse(seed));
     CHECK(!parse(combined));
-    CHECK_CONTAINS(res.reject_reason, "not the seed format");
+    CHECK_CONTAINS(res.reject_reason, "not the combined_zoneless format");
     use_parser(LP_FORMAT_COMBINED, NULL);
     CHECK(parse(combined));
     CHECK(!parse(seed));
@@ -153,6 +153,10 @@ static void test_forced_format(void)
     CHECK(!parse(combined));
     CHECK_CONTAINS(res.reject_reason, "not the common format");
     CHECK_INT(lp_format_from_name("combined"), LP_FORMAT_COMBINED);
+    /* the zone-less format's name, and "seed", the alias scripts still pass */
+    CHECK_INT(lp_format_from_name("combined_zoneless"), LP_FORMAT_COMBINED_ZONELESS);
+    CHECK_INT(lp_format_from_name("seed"), LP_FORMAT_COMBINED_ZONELESS);
+    CHECK(!strcmp(lp_format_name(LP_FORMAT_COMBINED_ZONELESS), "combined_zoneless"));
     CHECK_INT(lp_format_from_name("json"), -1);
 }
 
@@ -462,7 +466,7 @@ static void test_vhost_combined(void)
     expect_reject("a.example: 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
     expect_reject(":80 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
     expect_reject("a,b:80 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "virtual host");
-    /* a virtual host, but without referrer and agent, or with the seed's time */
+    /* a virtual host, but without referrer and agent, or with a zone-less time */
     expect_reject("a.example:80 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 1", "vhost_combined");
     expect_reject("a.example:80 1.2.3.4 - - [Jan 21 2026, 22:23:40] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"", "vhost_combined");
     /* a user name with a space in it does not make the client address a virtual host */
@@ -575,7 +579,7 @@ static void test_event_original(void)
 
 int main(void)
 {
-    test_seed_format();
+    test_combined_zoneless_format();
     test_combined_format();
     test_common_format();
     test_ipv4_agrees_with_inet_pton();

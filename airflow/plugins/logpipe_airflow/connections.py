@@ -25,7 +25,7 @@ broker in the clear, and one in `bootstrap.servers` would hide where the
 credentials go (docs/secrets.md, threat model).
 
 Or one JSON secret replaces both connections: the DAGs' `secrets` param
-(`aws-sm://MWAA_Secrets`), with the seed's keys (docs/secrets.md). The
+(`aws-sm://MWAA_Secrets`), with the keys docs/secrets.md lists. The
 operators pass only that reference to logpipe, which resolves it itself from
 the worker's AWS credential chain (the execution role on MWAA); the Python
 tasks (snapshot, reconcile) read it here with boto3 from the same chain

@@ -113,7 +113,7 @@ def _send_and_count(binary: str, conn: Settings, es: Elasticsearch, name: str) -
     if code != 0:
         return _row("round trip", False, f"logpipe produce into {name} exited {code}: {said}")
     code, summary, said = _logpipe(binary, ["consume", *args, "--topic", name, "--group", name, "--index", name,
-                                            "--until-idle", "2", "--max-seconds", "90", "--no-template", "--quiet"],
+                                            "--until-idle", "2", "--max-seconds", "90", "--no-template", "--no-progress"],
                                    env)
     if code != 0 or summary is None:
         return _row("round trip", False, f"logpipe consume from {name} exited {code}: {said}")

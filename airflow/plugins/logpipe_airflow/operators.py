@@ -58,6 +58,10 @@ def child_environment(secret_env: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k in CHILD_ENV}, **secret_env}
 
 
+# logpipe's exit codes (lib/core/error.c, lp_exit_codes): each meaning is the
+# C table's, with an article and, where the operator has one, its own remark in
+# parentheses. A copy, since the table is in the binary; the test
+# tests/integration/test_exit_codes.py fails when the two drift.
 EXIT_MEANING = {
     1: "an input/output error",
     2: "a usage or configuration error (not retried: fix the DAG or the connection)",
@@ -187,7 +191,7 @@ class LogpipeProduceOperator(LogpipeOperator):
     template_fields: Sequence[str] = ("topic", "count", "log_format", "rate", "seed", "malformed_ratio",
                                       "kafka_conn_id", "secrets", "extra_args")
 
-    def __init__(self, *, topic: str, count: int | str = 15000, log_format: str = "seed",
+    def __init__(self, *, topic: str, count: int | str = 15000, log_format: str = "combined_zoneless",
                  rate: int | str = 0, seed: int | str | None = None, malformed_ratio: float | str = 0,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -246,7 +250,7 @@ class LogpipeConsumeOperator(LogpipeOperator):
                 "--data-stream" if str(self.data_stream).lower() == "true" else "--index", str(self.index),
                 "--until-idle", str(self.until_idle),
                 "--max-seconds", str(self.max_seconds), "--format", str(self.log_format),
-                "--timezone", str(self.timezone), "--quiet", "--verbose",
+                "--timezone", str(self.timezone), "--no-progress", "--verbose",
                 "-X", f"client.id=logpipe-airflow-{self.member}"]
         if self.dlq_topic not in (None, "", "None"):
             args += ["--dlq-topic", str(self.dlq_topic)]

@@ -68,4 +68,4 @@ def es_conn_id(default: str = "elasticsearch_default") -> Param:
 
 def secrets(replaces: str) -> Param:
     return Param("", type="string", pattern=SECRETS,
-                 description=f"aws-sm://SECRET_ID: one JSON secret (the seed's keys) replacing {replaces}")
+                 description=f"aws-sm://SECRET_ID: one JSON secret (docs/secrets.md's keys) replacing {replaces}")
