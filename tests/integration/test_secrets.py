@@ -239,10 +239,15 @@ def test_no_core_file_and_no_access_for_same_user_processes(logpipe_bin, tmp_pat
     root, so other processes of the same user can neither read nor ptrace it."""
     saved = resource.getrlimit(resource.RLIMIT_CORE)
     resource.setrlimit(resource.RLIMIT_CORE, (saved[1], saved[1]))  # inherited: cores allowed
+    # SIGQUIT's default action, inherited too: a shell that starts a job in the
+    # background without job control leaves SIGQUIT ignored in everything below
+    # it, and the signal would then not end parse (the test waited forever).
+    saved_quit = signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     try:
         p = subprocess.Popen([logpipe_bin, "parse"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=tmp_path)
     finally:
         resource.setrlimit(resource.RLIMIT_CORE, saved)
+        signal.signal(signal.SIGQUIT, saved_quit)
     time.sleep(0.5)
     os.kill(p.pid, signal.SIGQUIT)  # dumps core by default (and no sanitizer catches it)
     _, status = os.waitpid(p.pid, 0)
