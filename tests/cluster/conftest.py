@@ -88,6 +88,20 @@ def wait_isr(admin: AdminClient, topic: str, size: int, timeout: float = 120) ->
         time.sleep(0.5)
 
 
+def wait_all_in_sync(admin: AdminClient, timeout: float = 180) -> None:
+    """Waits until every partition of every topic (the internal ones too:
+    offsets, transaction state) has a leader and all three replicas in sync."""
+    deadline = time.time() + timeout
+    while True:
+        lagging = [f"{t}/{p}" for t, md in admin.list_topics(timeout=30).topics.items()
+                   for p, m in md.partitions.items() if m.leader < 0 or len(m.isrs) < 3]
+        if not lagging:
+            return
+        if time.time() > deadline:
+            raise AssertionError(f"partitions not back in sync after {timeout} s: {lagging[:10]}")
+        time.sleep(0.5)
+
+
 def java_hash(s: str) -> int:
     """Java's String.hashCode, as Kafka uses it to place coordinators."""
     h, units = 0, s.encode("utf-16-be")  # Java hashes UTF-16 code units

@@ -12,10 +12,12 @@ the time goes to restarting what a test killed (measured on the shared
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections import Counter
 
+import pytest
 import requests
 from conftest import (
     BOOTSTRAP,
@@ -27,6 +29,7 @@ from conftest import (
     es_count,
     kill_broker,
     partition_leaders,
+    wait_all_in_sync,
     wait_brokers,
     wait_for_count,
     wait_isr,
@@ -185,3 +188,69 @@ def test_min_insync_replicas_not_met_fails_produce_clearly_then_loses_nothing(lo
     r = run(logpipe_bin, *produce_cmd(logpipe_bin, topic, 1000, 34)[1:])
     assert r.code == 0, r.stderr
     assert_topic_holds_exactly(logpipe_bin, topic, 1000, 34)
+
+
+def group_members(admin, group: str) -> int:
+    return len(admin.describe_consumer_groups([group])[group].result(timeout=30).members)
+
+
+def end_of_member(p: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    """A member's exit code and log; one still running after timeout is a stall."""
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        raise AssertionError(f"a member stalled: still running after {timeout} s:\n{err[-4000:]}") from None
+    return p.returncode, err
+
+
+@pytest.mark.rolling
+def test_rolling_restart_of_every_broker_during_a_three_member_consume(logpipe_bin, admin, unique):
+    """Each broker in turn stopped (SIGTERM: a controlled shutdown hands its
+    leaderships over) and started again, waiting for every partition to be
+    back in sync before the next, while a paced producer keeps writing (5%
+    malformed, so dead-letter transactions are open throughout) and three
+    members of one group consume six partitions. Every member ends: 0, or 5
+    from the watchdog when a librdkafka transaction call overran its timeout
+    (confluentinc/librdkafka#5456); a rerun then finishes, and the counts are
+    exact."""
+    topic, group, index = f"logs-{unique}", f"g-{unique}", unique
+    create_topic(admin, topic, partitions=6)
+    prod = subprocess.Popen(produce_cmd(logpipe_bin, topic, 1_000_000, 36, "--rate", "1500",
+                                        "--malformed-ratio", "0.05"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    members = [consume(logpipe_bin, topic, group, index, "--until-idle", "20", "--batch-docs", "500", "-v")
+               for _ in range(3)]
+    ends: list[tuple[int, str]] = []
+    try:
+        deadline = time.time() + 120
+        while group_members(admin, group) < 3 and time.time() < deadline:
+            time.sleep(0.5)
+        assert group_members(admin, group) == 3
+        wait_for_count(index, 2_000)
+        for n in (1, 2, 3):
+            subprocess.run([*CLUSTER, "stop", f"kafka-{n}"], check=True, timeout=120)
+            cluster_up()
+            wait_all_in_sync(admin)
+        prod.send_signal(signal.SIGTERM)  # stops at the next line and flushes what it sent
+        _, perr = prod.communicate(timeout=120)
+        assert prod.returncode == 0, perr
+        produced = int(perr.split("delivered ")[1].split(",")[0])
+        assert f"delivered {produced}, failed 0" in perr, perr
+        ends = [end_of_member(p, 300) for p in members]
+    finally:
+        for p in [prod, *members]:
+            if p.poll() is None:
+                p.kill()
+        cluster_up()
+    for code, err in ends:
+        assert code == 0 or (code == 5 and "has not returned after" in err), err[-4000:]
+    print(f"produced {produced}; members' exit codes: {[c for c, _ in ends]}")
+    consume_to_end(logpipe_bin, topic, group, index)
+    assert_topic_holds_exactly(logpipe_bin, topic, produced, 36, "0.05")
+    good = good_lines(logpipe_bin, produced, 36, "0.05")
+    assert_exact(topic, group, index, good)
+    assert_dead_lettered_once(BOOTSTRAP, topic, produced - good)
+    print(f"checked: {produced} lines in the topic once each, {good} documents by _id, "
+          f"{produced - good} dead letters once each, 6 partitions' offsets committed at the end")
