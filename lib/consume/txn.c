@@ -296,7 +296,8 @@ static int try_commit_once(consumer *c)
 static int try_commit(consumer *c)
 {
     int rc = try_commit_once(c);
-    lp_metrics_kafka_commit(rc == 1); /* /healthz: a retried commit waits since its first try */
+    if (rc != 1) /* /healthz: a retried commit keeps waiting since its first try */
+        lp_metrics_kafka_commit(0);
     return rc;
 }
 

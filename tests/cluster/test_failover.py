@@ -63,14 +63,20 @@ def consume(logpipe_bin: str, topic: str, group: str, index: str, *extra: str) -
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(p: subprocess.Popen, timeout: float = 240) -> str:
+def end_of_consume(p: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    """A consume's exit code and log; one still running after timeout is a stall."""
     try:
         _, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         _, err = p.communicate()
         raise AssertionError(f"logpipe consume did not finish in {timeout} s:\n{err[-4000:]}") from None
-    assert p.returncode == 0, err[-4000:]
+    return p.returncode, err
+
+
+def finish(p: subprocess.Popen, timeout: float = 240) -> str:
+    code, err = end_of_consume(p, timeout)
+    assert code == 0, err[-4000:]
     return err
 
 
@@ -194,17 +200,6 @@ def group_members(admin, group: str) -> int:
     return len(admin.describe_consumer_groups([group])[group].result(timeout=30).members)
 
 
-def end_of_member(p: subprocess.Popen, timeout: float) -> tuple[int, str]:
-    """A member's exit code and log; one still running after timeout is a stall."""
-    try:
-        _, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        _, err = p.communicate()
-        raise AssertionError(f"a member stalled: still running after {timeout} s:\n{err[-4000:]}") from None
-    return p.returncode, err
-
-
 @pytest.mark.rolling
 def test_rolling_restart_of_every_broker_during_a_three_member_consume(logpipe_bin, admin, unique):
     """Each broker in turn stopped (SIGTERM: a controlled shutdown hands its
@@ -238,7 +233,7 @@ def test_rolling_restart_of_every_broker_during_a_three_member_consume(logpipe_b
         assert prod.returncode == 0, perr
         produced = int(perr.split("delivered ")[1].split(",")[0])
         assert f"delivered {produced}, failed 0" in perr, perr
-        ends = [end_of_member(p, 300) for p in members]
+        ends = [end_of_consume(p, 300) for p in members]
     finally:
         for p in [prod, *members]:
             if p.poll() is None:
