@@ -236,9 +236,18 @@ lp_producer *lp_consume_open_dlq(consumer *c, lp_error *e)
     if (o->verbose) /* the id, so an operator can find it in the broker's transaction state */
         lp_consume_log("dead-letter producer transactional.id %s", c->txn.id);
     lp_watchdog_start("consume");
-    lp_watchdog_arm("init_transactions", 30000 + LP_WATCHDOG_GRACE_MS);
-    rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
-    lp_watchdog_disarm();
+    /* A renewal can come while Kafka is still restarting (an abort timed
+     * out): a timed-out init may be called again, and is, for 90 s in all. */
+    rd_kafka_error_t *err = NULL;
+    for (int try = 1; try <= 3; try++) {
+        lp_watchdog_arm("init_transactions", 30000 + LP_WATCHDOG_GRACE_MS);
+        err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
+        lp_watchdog_disarm();
+        if (!err || !rd_kafka_error_is_retriable(err) || try == 3)
+            break;
+        lp_consume_log("starting the dead-letter producer's transactions will be retried: %s", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    }
     if (err && rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         lp_fail(e, LP_EXIT_USAGE, "Kafka refuses the dead-letter producer's transactional.id %s: grant WRITE on "
                 "transactional-id prefix logpipe-%s- (docs/deploy.md)", c->txn.id, o->group);

@@ -41,8 +41,9 @@
  *   producer fatal -> fenced; refused otherwise -> doomed (the 4th time
  *   without a commit -> broken, LP_EXIT_PARTIAL); begin_transaction failing
  *   -> fenced (fatal) or broken (LP_EXIT_KAFKA); a commit timing out in
- *   commit_transaction -> committing; any other commit error (txn_failed)
- *   -> broken, or fenced if the producer is fatal. At a revocation with the
+ *   commit_transaction -> committing; an abort timing out -> fenced; any
+ *   other commit error (txn_failed) -> broken, or fenced if the producer
+ *   is fatal. At a revocation with the
  *   assignment lost, or in broken, the transaction is aborted at once.
  *
  *   Aborted means: pending offsets and the transaction's counts dropped
@@ -301,6 +302,20 @@ static int try_commit(consumer *c)
     return rc;
 }
 
+/* An abort that timed out (the coordinator unreachable: a broker restart,
+ * or Kafka away past session.timeout.ms, which is how a revocation with the
+ * assignment lost meets it) loses nothing: the transaction never committed,
+ * and the producer's replacement (renew_dlq) makes the coordinator abort it
+ * once Kafka answers. So the producer is treated as fenced, not the run as
+ * failed. */
+static void abort_timed_out(consumer *c, rd_kafka_error_t *err)
+{
+    lp_consume_log("aborting the dead-letter transaction did not complete (%s): a new dead-letter producer "
+                   "takes over and aborts it", rd_kafka_error_string(err));
+    c->txn.fenced = 1;
+    rd_kafka_error_destroy(err);
+}
+
 /* Aborts the open transaction (dropped without an abort when fenced: the
  * next producer's init aborts it) and forgets its offsets and counts; a
  * commit in progress is let finish first, and then stands. */
@@ -326,7 +341,9 @@ static void discard_txn(consumer *c)
         lp_watchdog_arm("abort_transaction", 30000 + LP_WATCHDOG_GRACE_MS);
         rd_kafka_error_t *err = rd_kafka_abort_transaction(lp_producer_handle(c->txn.dlq), 30000);
         lp_watchdog_disarm();
-        if (err)
+        if (err && rd_kafka_error_is_retriable(err))
+            abort_timed_out(c, err);
+        else if (err)
             txn_failed(c, "aborting the dead-letter transaction", err);
         c->txn.open = 0;
     }

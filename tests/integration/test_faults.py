@@ -224,7 +224,7 @@ def test_partial_429_and_503_are_retried_to_exactness(logpipe_bin, kafka, es, to
 def test_broker_restart_during_produce_and_consume(logpipe_bin, kafka, es, topic, unique):
     try:
         prod = subprocess.Popen([logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "150000",
-                                 "--rate", "30000", "--seed", "24", "--start", START],
+                                 "--rate", "30000", "--seed", "24", "--start", START, "--malformed-ratio", "0.05"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)
         subprocess.run([*STACK, "stop", "kafka"], check=True, timeout=120)
@@ -244,6 +244,11 @@ def test_broker_restart_during_produce_and_consume(logpipe_bin, kafka, es, topic
         wait_for_count(es, index, 10_000)
         health = HealthWatch(f"http://127.0.0.1:{port}/healthz")
         subprocess.run([*STACK, "stop", "kafka"], check=True, timeout=120)
+        # Dead-letter transactions are in flight (5% malformed lines). When a
+        # restart is slow the assignment is lost (session.timeout.ms 6 s) and
+        # the abort times out: that replaces the dead-letter producer instead
+        # of ending the run (it ended it with exit 4). Longer outages meet
+        # librdkafka#5456 (docs/guarantees.md: exit 5), so this one stays short.
         time.sleep(3)
         subprocess.run([*STACK, "up"], check=True, timeout=300)
         answers = health.stop()
@@ -257,7 +262,9 @@ def test_broker_restart_during_produce_and_consume(logpipe_bin, kafka, es, topic
         subprocess.run([*STACK, "up"], check=True, timeout=300)
     # The consumer may have stopped idle while the broker was away; a rerun finishes.
     consume_to_end(logpipe_bin, kafka, es, topic, group, index)
-    assert_exact(kafka, es, topic, group, index, 150_000)
+    good = good_lines(logpipe_bin, 150_000, 24, "0.05")
+    assert_exact(kafka, es, topic, group, index, good)
+    assert_dead_lettered_once(kafka, topic, 150_000 - good)
 
 
 def finish_members(a: subprocess.Popen, b: subprocess.Popen, timeout: float = 300) -> None:
