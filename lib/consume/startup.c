@@ -107,7 +107,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
         char msg[600];
         snprintf(msg, sizeof msg, "Kafka authentication failed (check the SASL settings): %s", reason);
-        lp_consume_fatal(c, LP_EXIT_KAFKA, msg);
+        /* exit 2 as lp_kafka_check_reachable's: wrong credentials are configuration */
+        lp_consume_fatal(c, LP_EXIT_USAGE, msg);
     }
 }
 
