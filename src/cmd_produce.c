@@ -98,9 +98,10 @@ static void usage(FILE *out)
             "%s"
             "  -v, --verbose            say which CA certificates TLS trusts (the system's store)\n"
             "  -h, --help               this help\n\n"
-            "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
-            "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n",
+            "Empty input lines are skipped and counted. Exit 3 when Kafka refused every message,\n"
+            "5 when some were not delivered.\n",
             d->count, lp_format_name(d->gen.format), d->compression, d->linger_ms, d->batch_size, d->connect_timeout_s, cli_metrics_help);
+    lp_exit_codes_print(out, "Exit status:", "01235");
 }
 
 
