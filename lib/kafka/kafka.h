@@ -56,12 +56,14 @@ int lp_kafka_check_brokers(const char *brokers, lp_error *e);
  * property fails with LP_EXIT_USAGE naming it: "-X linger.ms=abc: ...". */
 rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e);
 
-/* Waits up to timeout_ms for the cluster to answer a metadata request for
- * topic (NULL: any); fails with LP_EXIT_KAFKA naming the brokers. */
 /* Records a connection-level error (the default error callback does; a
  * client with its own callback calls this too), for check_reachable. */
 void lp_kafka_note_error(int err, const char *reason);
 
+/* Waits up to timeout_ms for the cluster to answer a metadata request (for
+ * no topic: a connection and login check). Fails naming the brokers: with
+ * LP_EXIT_USAGE when the login or TLS failed (the settings are wrong),
+ * else with LP_EXIT_KAFKA. */
 int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e);
 
 /* The topic's error in a metadata request for it alone: 0 when it exists and
