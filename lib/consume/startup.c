@@ -31,13 +31,13 @@ static int check_index_pattern(const char *p, lp_error *e)
     return 0;
 }
 
-static int check_topics(consumer *c, lp_error *e)
+/* Kafka answers (the login and TLS checked) and lists every --topic: one
+ * metadata request for all topics serves both. */
+static int check_kafka_and_topics(consumer *c, lp_error *e)
 {
     const struct rd_kafka_metadata *md;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 1, NULL, &md, c->o->connect_timeout_s * 1000);
-    if (err)
-        return lp_fail(e, LP_EXIT_KAFKA, "Kafka at %s (--brokers) did not answer within %d s: %s",
-                       c->o->brokers, c->o->connect_timeout_s, rd_kafka_err2str(err));
+    if (lp_kafka_metadata_checked(c->rk, c->o->brokers, 1, c->o->connect_timeout_s * 1000, &md, e))
+        return -1;
     int rc = 0;
     for (size_t t = 0; t < c->o->ntopics && !rc; t++) {
         int found = 0;
@@ -261,7 +261,7 @@ int lp_consume_start(consumer *c, lp_error *e)
     if (check_index_pattern(o->index_pattern, e) || !(c->parser = lp_parser_new(&o->parse, e)) ||
         !(c->es = lp_es_new(&o->es, e)) || !(c->rk = open_kafka(c, e)))
         return -1;
-    if (lp_kafka_check_reachable(c->rk, o->brokers, o->connect_timeout_s * 1000, e) || check_topics(c, e))
+    if (check_kafka_and_topics(c, e))
         return -1;
     if (lp_es_check(c->es, version, sizeof version, e) || lp_consume_check_prerequisites(c->rk, c->es, o, e))
         return -1;

@@ -66,6 +66,12 @@ void lp_kafka_note_error(int err, const char *reason);
  * else with LP_EXIT_KAFKA. */
 int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e);
 
+/* The same check, handing back the metadata answer (all topics when
+ * all_topics is set) for the caller to read and rd_kafka_metadata_destroy,
+ * so that a start-up looking for its topics asks the cluster once. */
+int lp_kafka_metadata_checked(rd_kafka_t *rk, const char *brokers, int all_topics, int timeout_ms,
+                              const struct rd_kafka_metadata **md, lp_error *e);
+
 /* The topic's error in a metadata request for it alone: 0 when it exists and
  * may be described, UNKNOWN_TOPIC_OR_PART, TOPIC_AUTHORIZATION_FAILED (a
  * listing of all topics leaves such a topic out, as if it did not exist), or
