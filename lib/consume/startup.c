@@ -162,15 +162,7 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
     rd_kafka_conf_set_rebalance_cb(conf, lp_consume_rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     lp_metrics_watch_kafka(conf);
-    char err[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        lp_fail(e, LP_EXIT_USAGE, "cannot create Kafka consumer: %s", err);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return lp_kafka_consumer_new(conf, e);
 }
 
 /* A failed delivery makes the transaction's commit fail, which aborts it
@@ -238,16 +230,9 @@ lp_producer *lp_consume_open_dlq(consumer *c, lp_error *e)
         lp_consume_log("dead-letter producer transactional.id %s", c->txn.id);
     lp_watchdog_start("consume");
     lp_watchdog_arm("init_transactions", 30000 + LP_WATCHDOG_GRACE_MS);
-    rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
+    int rc = lp_producer_init_transactions(p, "dead-letter", c->txn.id, o->group, 30000, e);
     lp_watchdog_disarm();
-    if (err && rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-        lp_fail(e, LP_EXIT_USAGE, "Kafka refuses the dead-letter producer's transactional.id %s: grant WRITE on "
-                "transactional-id prefix logpipe-%s- (docs/deploy.md)", c->txn.id, o->group);
-    else if (err)
-        lp_fail(e, LP_EXIT_KAFKA, "the dead-letter producer's transactions could not start: %s",
-                rd_kafka_error_string(err));
-    if (err) {
-        rd_kafka_error_destroy(err);
+    if (rc) {
         lp_producer_free(p);
         return NULL;
     }

@@ -323,3 +323,16 @@ rd_kafka_resp_err_t lp_kafka_topic_error(rd_kafka_t *rk, const char *topic, int 
     rd_kafka_topic_destroy(rkt);
     return err;
 }
+
+rd_kafka_t *lp_kafka_consumer_new(rd_kafka_conf_t *conf, lp_error *e)
+{
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        lp_fail(e, LP_EXIT_USAGE, "cannot create the Kafka consumer: %s", err);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}

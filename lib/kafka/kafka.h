@@ -79,6 +79,10 @@ int lp_kafka_metadata_checked(rd_kafka_t *rk, const char *brokers, int all_topic
  * allow.auto.create.topics is false). */
 rd_kafka_resp_err_t lp_kafka_topic_error(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
+/* A consumer from conf (owned: destroyed on failure too), its events
+ * redirected to rd_kafka_consumer_poll; fails with LP_EXIT_USAGE. */
+rd_kafka_t *lp_kafka_consumer_new(rd_kafka_conf_t *conf, lp_error *e);
+
 /* ---- producer ---------------------------------------------------------- */
 
 typedef struct lp_producer lp_producer;
@@ -108,5 +112,12 @@ int lp_producer_flush(lp_producer *p, int timeout_ms);
 
 rd_kafka_t *lp_producer_handle(lp_producer *p);
 void lp_producer_free(lp_producer *p);
+
+/* rd_kafka_init_transactions for the producer made with transactional.id
+ * id, whose grant is the prefix logpipe-<group>-. Fails naming the producer
+ * (`what`: "dead-letter", "replay") and the id: LP_EXIT_USAGE with the grant
+ * to add when Kafka refuses the id, else LP_EXIT_KAFKA. */
+int lp_producer_init_transactions(lp_producer *p, const char *what, const char *id, const char *group,
+                                  int timeout_ms, lp_error *e);
 
 #endif
