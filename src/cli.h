@@ -69,13 +69,13 @@ typedef struct cli_conn {
     char *r_brokers, *r_es_url, *r_es_user, *r_es_api_key, *r_es_password, *r_es_ca_pem;
 } cli_conn;
 
-/* The connection options setup, consume, check and replay share, parsed in
+/* The connection options produce, setup, consume, check and replay share, parsed in
  * one place (cli_conn_opts.c). A command's getopt_long table lists the
  * groups it takes (Kafka's: --brokers, --connect-timeout; Elasticsearch's:
  * --es and its TLS and credentials; --secrets for either) and its option
  * string "b:" / "e:" / "X:" as it takes them; each option getopt returns
- * goes to cli_conn_option first. The help lines are cli_kafka_help and
- * cli_es_help, printed by the commands that take them. */
+ * goes to cli_conn_option first. cli_es_help is the Elasticsearch options'
+ * help lines, printed by the commands that take them. */
 enum { CLI_O_SECRETS = 1000, CLI_O_CONNECT, CLI_O_CA, CLI_O_INSECURE, CLI_O_USER, CLI_O_APIKEY, CLI_O_PASSWORD };
 #define CLI_SECRETS_LONGOPT {"secrets", required_argument, NULL, CLI_O_SECRETS}
 #define CLI_KAFKA_LONGOPTS                                                                                   \

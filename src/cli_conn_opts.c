@@ -1,7 +1,7 @@
 /*
- * cli_conn_opts.c: the connection options setup, consume, check and replay
- * share (--brokers, -X, --connect-timeout, --secrets, --es and its TLS and
- * credential options), parsed once and described once. Each command's
+ * cli_conn_opts.c: the connection options produce, setup, consume, check
+ * and replay share (--brokers, -X, --connect-timeout, --secrets, --es and its
+ * TLS and credential options), parsed once and described once. Each command's
  * getopt_long table takes the groups it needs from cli.h's macros, so an
  * option keeps one spelling, one range and one help line everywhere; the
  * values go into a cli_conn for cli_conn_resolve (cli.c).

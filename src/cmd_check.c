@@ -55,9 +55,9 @@ static void usage(FILE *out)
             "      --connect-timeout S    per endpoint (default %d)\n"
             "  -h, --help                 this help\n\n"
             "Without --es (nor elasticsearch_URL in --secrets) Elasticsearch is not checked.\n"
-            "Exit status: 0 every check passed, else the first failure's: 2 settings or a missing\n"
-            "grant, 3 Kafka (unreachable, a missing topic), 4 Elasticsearch.\n",
+            "A failing run exits with its first failed check's code (2: a setting or a grant).\n",
             LP_INDEX_PATTERN_DEFAULT, CLI_CONNECT_TIMEOUT_DEFAULT_S);
+    lp_exit_codes_print(out, "Exit status:", "0234");
 }
 
 typedef struct verdict {

@@ -44,6 +44,7 @@ static void usage(FILE *out)
             "  -h, --help               this help\n\n"
             "The same --seed and --start give the same bytes.\n",
             GENERATE_COUNT_DEFAULT, lp_format_name(generate_defaults.format));
+    lp_exit_codes_print(out, "Exit status:", "012");
 }
 
 int cmd_generate(int argc, char **argv)

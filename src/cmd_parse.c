@@ -37,8 +37,8 @@ static void usage(FILE *out)
             "      --dataset NAME   event.dataset of every document (default access)\n"
             "      --keep-original  keep each raw line in event.original (off by default)\n"
             "  -h, --help           this help\n\n"
-            "Exit status: 0 when all input was read (whatever was rejected), 1 on I/O\n"
-            "errors, 2 on usage errors.\n");
+            "Rejected lines do not make the exit status non-zero.\n");
+    lp_exit_codes_print(out, "Exit status:", "012");
 }
 
 static int write_all(FILE *f, lp_buf *b)

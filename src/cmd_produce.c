@@ -48,8 +48,8 @@ static void on_delivery(void *ctx, rd_kafka_resp_err_t err, void *opaque)
 typedef struct produce_opts {
     const char *brokers, *topic, *input, *compression, *summary, *metrics_listen;
     double unhealthy_after;
-    uint64_t count, rate, linger_ms, batch_size, connect_timeout;
-    int key_ip, have_count;
+    uint64_t count, rate, linger_ms, batch_size;
+    int connect_timeout_s, key_ip, have_count;
     lp_gen_opts gen;
     lp_kafka_props user_props;
     cli_conn conn;
@@ -59,7 +59,7 @@ typedef struct produce_opts {
  * generator's seed and start time come from the clock at each run). */
 static const produce_opts produce_defaults = {
     .compression = "zstd", .count = 1000, .linger_ms = 20, .batch_size = 1000000,
-    .connect_timeout = CLI_CONNECT_TIMEOUT_DEFAULT_S, .gen = {.format = LP_FORMAT_COMBINED_ZONELESS}};
+    .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S, .gen = {.format = LP_FORMAT_COMBINED_ZONELESS}};
 
 static void usage(FILE *out)
 {
@@ -84,7 +84,7 @@ static void usage(FILE *out)
             "  -z, --compression C      zstd, lz4, gzip, snappy, none (default %s)\n"
             "      --linger-ms MS       batching delay (default %" PRIu64 ")\n"
             "      --batch-size BYTES   maximum batch size (default %" PRIu64 ")\n"
-            "      --connect-timeout S  fail if Kafka does not answer within S seconds (default %" PRIu64 ")\n"
+            "      --connect-timeout S  fail if Kafka does not answer within S seconds (default %d)\n"
             "      --summary json       also print the summary as one JSON line on stdout\n"
             "      --secrets REF        a JSON object of connection settings (keys\n"
             "                           kafka_bootstrap_server, kafka_username, kafka_secret;\n"
@@ -98,9 +98,10 @@ static void usage(FILE *out)
             "%s"
             "  -v, --verbose            say which CA certificates TLS trusts (the system's store)\n"
             "  -h, --help               this help\n\n"
-            "Empty input lines are skipped and counted. Exit status: 0 all delivered,\n"
-            "2 usage/configuration, 3 Kafka unreachable, 5 some messages not delivered.\n",
-            d->count, lp_format_name(d->gen.format), d->compression, d->linger_ms, d->batch_size, d->connect_timeout, cli_metrics_help);
+            "Empty input lines are skipped and counted. Exit 3 when Kafka refused every message,\n"
+            "5 when some were not delivered.\n",
+            d->count, lp_format_name(d->gen.format), d->compression, d->linger_ms, d->batch_size, d->connect_timeout_s, cli_metrics_help);
+    lp_exit_codes_print(out, "Exit status:", "01235");
 }
 
 
@@ -159,24 +160,22 @@ static const char *key_slice(const lp_buf *line, size_t *len)
 static int parse_args(int argc, char **argv, produce_opts *o)
 {
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},  {"topic", required_argument, NULL, 't'},
+        CLI_KAFKA_LONGOPTS, CLI_SECRETS_LONGOPT, {"topic", required_argument, NULL, 't'},
         {"input", required_argument, NULL, 'i'},    {"count", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'},   {"rate", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},     {"start", required_argument, NULL, 'S'},
         {"malformed-ratio", required_argument, NULL, 'm'}, {"key", required_argument, NULL, 'k'},
         {"realistic", no_argument, NULL, 'R'},
         {"compression", required_argument, NULL, 'z'}, {"linger-ms", required_argument, NULL, 'L'},
-        {"batch-size", required_argument, NULL, 'B'}, {"connect-timeout", required_argument, NULL, 'T'},
-        {"summary", required_argument, NULL, 'J'},  {"secrets", required_argument, NULL, 'E'},
+        {"batch-size", required_argument, NULL, 'B'}, {"summary", required_argument, NULL, 'J'},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"metrics-listen", required_argument, NULL, 'M'}, {"unhealthy-after", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0}};
     int c, fmt;
     const char *cmd = "produce";
-    while ((c = getopt_long(argc, argv, "b:t:i:n:f:r:s:k:z:X:vh", longopts, NULL)) != -1) {
+    o->conn = (cli_conn){.props = &o->user_props, .connect_timeout_s = &o->connect_timeout_s};
+    while ((c = cli_getopt(cmd, &o->conn, argc, argv, "b:t:i:n:f:r:s:k:z:X:vh", longopts)) >= 0) {
         switch (c) {
-        case 'b': o->conn.brokers = optarg; break;
-        case 'E': o->conn.secrets = optarg; break;
         case 't': o->topic = optarg; break;
         case 'i': o->input = optarg; break;
         case 'n': if (cli_parse_u64(cmd, "--count", optarg, 0, UINT64_MAX, &o->count)) return -1; o->have_count = 1; break;
@@ -187,7 +186,6 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         case 'R': o->gen.realistic = 1; break;
         case 'L': if (cli_parse_u64(cmd, "--linger-ms", optarg, 0, 900000, &o->linger_ms)) return -1; break;
         case 'B': if (cli_parse_u64(cmd, "--batch-size", optarg, 1, 2147483647, &o->batch_size)) return -1; break;
-        case 'T': if (cli_parse_u64(cmd, "--connect-timeout", optarg, 1, 3600, &o->connect_timeout)) return -1; break;
         case 'f':
             if ((fmt = lp_gen_format_from_name(optarg)) < 0)
                 return cli_usage_error(cmd, "--format: \"%s\" is not one of " LP_GEN_FORMAT_NAMES, optarg), -1;
@@ -209,10 +207,6 @@ static int parse_args(int argc, char **argv, produce_opts *o)
                 return cli_usage_error(cmd, "--summary: \"%s\" is not json", optarg), -1;
             o->summary = optarg;
             break;
-        case 'X':
-            if (cli_kafka_property(cmd, &o->user_props, optarg))
-                return -1;
-            break;
         case 'M': o->metrics_listen = optarg; break;
         case 'U': if (cli_parse_double(cmd, "--unhealthy-after", optarg, 0.1, 86400, &o->unhealthy_after)) return -1; break;
         case 'v': lp_tls_set_verbose(1); break;
@@ -220,6 +214,8 @@ static int parse_args(int argc, char **argv, produce_opts *o)
         default: cli_bad_option(cmd, argv); return -1;
         }
     }
+    if (c == CLI_OPT_FAILED)
+        return -1;
     if (optind < argc)
         return cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]), -1;
     if (!o->topic || !*o->topic)
@@ -270,7 +266,7 @@ static lp_producer *open_producer(const produce_opts *o, counts *c, lp_error *er
     lp_producer *p = lp_producer_new(&props, on_delivery, c, err);
     lp_kafka_props_free(&props);
     if (p && lp_kafka_check_reachable(lp_producer_handle(p), o->brokers,
-                                      (int)o->connect_timeout * 1000, err)) {
+                                      o->connect_timeout_s * 1000, err)) {
         lp_producer_free(p);
         return NULL;
     }

@@ -49,8 +49,9 @@ static void usage(FILE *out)
             "  -v, --verbose              log each transaction commit\n"
             "  -h, --help                 this help\n\n"
             "Prints one JSON summary line on stdout: read, matched, replayed, counts by reason.\n"
-            "Exit status: 0 ok, 2 usage/configuration, 3 Kafka, 5 stopped by a signal.\n",
+            "A run stopped by a signal exits 5; a rerun continues from the last commit.\n",
             replay_defaults.txn_records, replay_defaults.connect_timeout_s);
+    lp_exit_codes_print(out, "Exit status:", "0235");
 }
 
 /* Checks that the options make one coherent replay: 0, or the usage error printed. */

@@ -35,8 +35,9 @@ static void usage(FILE *out)
             "      --secrets REF          a JSON object of connection settings (docs/secrets.md)\n"
             "  -v, --verbose              print the template body installed\n"
             "  -h, --help                 this help\n\n"
-            "Exit status: 0 ok, 2 usage/configuration (a missing privilege), 4 Elasticsearch.\n",
+            "A missing privilege exits 2.\n",
             LP_INDEX_PATTERN_DEFAULT, cli_es_help);
+    lp_exit_codes_print(out, "Exit status:", "024");
 }
 
 int cli_target(const char *cmd, const char **index_pattern, const char *data_stream, int index_given)

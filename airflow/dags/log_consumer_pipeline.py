@@ -77,10 +77,10 @@ with DAG(
     @task(multiple_outputs=False)
     def snapshot(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from logpipe_airflow import reconcile
-        from logpipe_airflow.connections import Kafka
+        from logpipe_airflow.connections import KafkaConnection
 
         assert params is not None
-        kafka = Kafka.for_task(params["kafka_conn_id"], params["secrets"])
+        kafka = KafkaConnection.for_task(params["kafka_conn_id"], params["secrets"])
         return reconcile.snapshot(kafka, params["group"], params["topic"])
 
     @task
@@ -91,11 +91,11 @@ with DAG(
     @task(multiple_outputs=False)
     def reconcile_run(snap: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         from logpipe_airflow import reconcile
-        from logpipe_airflow.connections import Elasticsearch, Kafka
+        from logpipe_airflow.connections import ElasticsearchConnection, KafkaConnection
 
         assert params is not None
-        result = reconcile.reconcile(Kafka.for_task(params["kafka_conn_id"], params["secrets"]),
-                                     Elasticsearch.for_task(params["es_conn_id"], params["secrets"]),
+        result = reconcile.reconcile(KafkaConnection.for_task(params["kafka_conn_id"], params["secrets"]),
+                                     ElasticsearchConnection.for_task(params["es_conn_id"], params["secrets"]),
                                      snap, params["index"], params["dlq_topic"] or None)
         print(f"reconcile ok: {result['committed']} committed = {result['documents']} documents + "
               f"{result['dead_lettered']} dead-lettered")

@@ -12,6 +12,7 @@
 
 #include "consume/lag.h"
 #include "core/json.h"
+#include "metrics/metrics.h"
 
 int64_t lp_consume_lag(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts, int timeout_ms,
                        int64_t *lags)
@@ -23,13 +24,12 @@ int64_t lp_consume_lag(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
         rd_kafka_resp_err_t err =
             timeout_ms > 0 ? rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, timeout_ms)
                            : rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi);
-        int64_t from = p->offset >= 0 ? p->offset : lo;
-        if (err || hi < 0 || from < 0) {
-            lags[i] = -1;
-            continue;
-        }
-        lags[i] = hi > from ? hi - from : 0;
-        total += lags[i];
+        /* The arithmetic is the metrics' (from the position, else the low
+         * watermark; never negative), on the high watermark: the figures
+         * differ only in where the end comes from. */
+        lags[i] = err ? -1 : lp_metrics_partition_lag(-1, hi, p->offset, -1, lo);
+        if (lags[i] > 0)
+            total += lags[i];
     }
     return total;
 }

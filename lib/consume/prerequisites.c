@@ -19,7 +19,7 @@
  *     a data stream, with auto_configure for its creation by the first
  *     write); no cluster privilege.
  *
- * The source topics (READ) are check_topics' and the transactional.id
+ * The source topics (READ) are check_kafka_and_topics' and the transactional.id
  * (WRITE on the prefix logpipe-<group>-) the dead-letter producer's, in
  * consumer.c; both name their ACL too.
  */

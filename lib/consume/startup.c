@@ -31,13 +31,13 @@ static int check_index_pattern(const char *p, lp_error *e)
     return 0;
 }
 
-static int check_topics(consumer *c, lp_error *e)
+/* Kafka answers (the login and TLS checked) and lists every --topic: one
+ * metadata request for all topics serves both. */
+static int check_kafka_and_topics(consumer *c, lp_error *e)
 {
     const struct rd_kafka_metadata *md;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 1, NULL, &md, c->o->connect_timeout_s * 1000);
-    if (err)
-        return lp_fail(e, LP_EXIT_KAFKA, "Kafka at %s (--brokers) did not answer within %d s: %s",
-                       c->o->brokers, c->o->connect_timeout_s, rd_kafka_err2str(err));
+    if (lp_kafka_metadata_checked(c->rk, c->o->brokers, 1, c->o->connect_timeout_s * 1000, &md, e))
+        return -1;
     int rc = 0;
     for (size_t t = 0; t < c->o->ntopics && !rc; t++) {
         int found = 0;
@@ -107,7 +107,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
         char msg[600];
         snprintf(msg, sizeof msg, "Kafka authentication failed (check the SASL settings): %s", reason);
-        lp_consume_fatal(c, LP_EXIT_KAFKA, msg);
+        /* exit 2 as lp_kafka_check_reachable's: wrong credentials are configuration */
+        lp_consume_fatal(c, LP_EXIT_USAGE, msg);
     }
 }
 
@@ -161,15 +162,7 @@ static rd_kafka_t *open_kafka(consumer *c, lp_error *e)
     rd_kafka_conf_set_rebalance_cb(conf, lp_consume_rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     lp_metrics_watch_kafka(conf);
-    char err[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        lp_fail(e, LP_EXIT_USAGE, "cannot create Kafka consumer: %s", err);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return lp_kafka_consumer_new(conf, e);
 }
 
 /* A failed delivery makes the transaction's commit fail, which aborts it
@@ -238,24 +231,15 @@ lp_producer *lp_consume_open_dlq(consumer *c, lp_error *e)
     lp_watchdog_start("consume");
     /* A renewal can come while Kafka is still restarting (an abort timed
      * out): a timed-out init may be called again, and is, for 90 s in all. */
-    rd_kafka_error_t *err = NULL;
-    for (int try = 1; try <= 3; try++) {
+    int rc = 1;
+    for (int try = 1; rc == 1 && try <= 3; try++) {
+        if (try > 1)
+            lp_consume_log("starting the dead-letter producer's transactions will be retried: %s", e->msg);
         lp_watchdog_arm("init_transactions", 30000 + LP_WATCHDOG_GRACE_MS);
-        err = rd_kafka_init_transactions(lp_producer_handle(p), 30000);
+        rc = lp_producer_init_transactions(p, "dead-letter", c->txn.id, o->group, 30000, e);
         lp_watchdog_disarm();
-        if (!err || !rd_kafka_error_is_retriable(err) || try == 3)
-            break;
-        lp_consume_log("starting the dead-letter producer's transactions will be retried: %s", rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
     }
-    if (err && rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-        lp_fail(e, LP_EXIT_USAGE, "Kafka refuses the dead-letter producer's transactional.id %s: grant WRITE on "
-                "transactional-id prefix logpipe-%s- (docs/deploy.md)", c->txn.id, o->group);
-    else if (err)
-        lp_fail(e, LP_EXIT_KAFKA, "the dead-letter producer's transactions could not start: %s",
-                rd_kafka_error_string(err));
-    if (err) {
-        rd_kafka_error_destroy(err);
+    if (rc) {
         lp_producer_free(p);
         return NULL;
     }
@@ -269,7 +253,7 @@ int lp_consume_start(consumer *c, lp_error *e)
     if (check_index_pattern(o->index_pattern, e) || !(c->parser = lp_parser_new(&o->parse, e)) ||
         !(c->es = lp_es_new(&o->es, e)) || !(c->rk = open_kafka(c, e)))
         return -1;
-    if (lp_kafka_check_reachable(c->rk, o->brokers, o->connect_timeout_s * 1000, e) || check_topics(c, e))
+    if (check_kafka_and_topics(c, e))
         return -1;
     if (lp_es_check(c->es, version, sizeof version, e) || lp_consume_check_prerequisites(c->rk, c->es, o, e))
         return -1;

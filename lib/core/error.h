@@ -22,7 +22,7 @@ enum lp_exit {
 };
 
 /* The exit codes' one table: number, name and meaning, in the order of the
- * enum. `logpipe --help` and `consume --help` print from it; the Airflow
+ * enum. `logpipe --help` and every command's --help print from it; the Airflow
  * operators keep their own copy of the meanings (they run where the binary
  * may be absent), and tests/integration/test_exit_codes.py holds the copy,
  * README's list and this table to the same words. */

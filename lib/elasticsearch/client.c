@@ -67,6 +67,7 @@ struct lp_es {
     struct libdeflate_compressor *gzip; /* level 1: docs/performance.md has the measurement */
     lp_es_stats stats;
     char fatal[1024];
+    int fatal_code; /* the exit code for fatal: LP_EXIT_ES unless set_auth_fatal said otherwise */
 };
 
 static char *dup_or_null(const char *s) { return s ? lp_xstrdup(s) : NULL; }
@@ -309,9 +310,12 @@ static int transport_error(lp_es *es, const reply *r, lp_error *e)
     }
 }
 
+/* A refused login is a configuration error (exit 2, as Kafka's): the
+ * credentials are wrong or lack a privilege, and running again without
+ * changing them cannot succeed. */
 static int auth_error(lp_es *es, long status, lp_error *e)
 {
-    return lp_fail(e, LP_EXIT_ES,
+    return lp_fail(e, LP_EXIT_USAGE,
                    "Elasticsearch at %s (--es) refused authentication (HTTP %ld): check the API key "
                    "or user and password",
                    es->url, status);
@@ -761,6 +765,8 @@ static void completed(lp_es *es, slot *s, CURLcode code)
         snprintf(why, sizeof why, "%.600s", err.msg);
     } else if (code == CURLE_OK && (status == 401 || status == 403)) {
         set_fatal(es, "Elasticsearch at %s (--es) refused authentication (HTTP %ld)%s", status, "");
+        if (status == 401) /* a refused login, as auth_error's; a 403 is a privilege lost mid-run: exit 4 */
+            es->fatal_code = LP_EXIT_USAGE;
     } else if (code == CURLE_OK && status == 413) {
         set_fatal(es, "Elasticsearch at %s (--es) refused a _bulk request as too large (HTTP %ld)%s: "
                       "lower --batch-bytes", status, "");
@@ -803,7 +809,7 @@ static int next_timer_ms(lp_es *es, int timeout_ms)
 int lp_es_poll(lp_es *es, int timeout_ms, lp_error *e)
 {
     if (es->fatal[0])
-        return lp_fail(e, LP_EXIT_ES, "%s", es->fatal);
+        return lp_fail(e, es->fatal_code ? es->fatal_code : LP_EXIT_ES, "%s", es->fatal);
     dispatch(es);
     int running = 0;
     int wait = next_timer_ms(es, timeout_ms);
@@ -820,7 +826,7 @@ int lp_es_poll(lp_es *es, int timeout_ms, lp_error *e)
         completed(es, s, m->data.result);
     }
     if (es->fatal[0])
-        return lp_fail(e, LP_EXIT_ES, "%s", es->fatal);
+        return lp_fail(e, es->fatal_code ? es->fatal_code : LP_EXIT_ES, "%s", es->fatal);
     dispatch(es);
     return 0;
 }

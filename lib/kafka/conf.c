@@ -273,10 +273,11 @@ int lp_kafka_check_brokers(const char *brokers, lp_error *e)
     return 0;
 }
 
-int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e)
+int lp_kafka_metadata_checked(rd_kafka_t *rk, const char *brokers, int all_topics, int timeout_ms,
+                              const struct rd_kafka_metadata **md, lp_error *e)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, all_topics, NULL, md, timeout_ms);
     if (err) {
         /* Serve the error events that explain it. */
         if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER) {
@@ -298,6 +299,14 @@ int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms
         return lp_fail(e, LP_EXIT_KAFKA, "Kafka at %s (--brokers) did not answer within %d ms: %s%s%s",
                        brokers, timeout_ms, rd_kafka_err2str(err), *why ? "; last error: " : "", why);
     }
+    return 0;
+}
+
+int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e)
+{
+    const struct rd_kafka_metadata *md;
+    if (lp_kafka_metadata_checked(rk, brokers, 0, timeout_ms, &md, e))
+        return -1;
     rd_kafka_metadata_destroy(md);
     return 0;
 }
@@ -313,4 +322,17 @@ rd_kafka_resp_err_t lp_kafka_topic_error(rd_kafka_t *rk, const char *topic, int 
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
     return err;
+}
+
+rd_kafka_t *lp_kafka_consumer_new(rd_kafka_conf_t *conf, lp_error *e)
+{
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        lp_fail(e, LP_EXIT_USAGE, "cannot create the Kafka consumer: %s", err);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
 }

@@ -56,13 +56,21 @@ int lp_kafka_check_brokers(const char *brokers, lp_error *e);
  * property fails with LP_EXIT_USAGE naming it: "-X linger.ms=abc: ...". */
 rd_kafka_conf_t *lp_kafka_conf_new(const lp_kafka_props *p, lp_error *e);
 
-/* Waits up to timeout_ms for the cluster to answer a metadata request for
- * topic (NULL: any); fails with LP_EXIT_KAFKA naming the brokers. */
 /* Records a connection-level error (the default error callback does; a
  * client with its own callback calls this too), for check_reachable. */
 void lp_kafka_note_error(int err, const char *reason);
 
+/* Waits up to timeout_ms for the cluster to answer a metadata request (for
+ * no topic: a connection and login check). Fails naming the brokers: with
+ * LP_EXIT_USAGE when the login or TLS failed (the settings are wrong),
+ * else with LP_EXIT_KAFKA. */
 int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms, lp_error *e);
+
+/* The same check, handing back the metadata answer (all topics when
+ * all_topics is set) for the caller to read and rd_kafka_metadata_destroy,
+ * so that a start-up looking for its topics asks the cluster once. */
+int lp_kafka_metadata_checked(rd_kafka_t *rk, const char *brokers, int all_topics, int timeout_ms,
+                              const struct rd_kafka_metadata **md, lp_error *e);
 
 /* The topic's error in a metadata request for it alone: 0 when it exists and
  * may be described, UNKNOWN_TOPIC_OR_PART, TOPIC_AUTHORIZATION_FAILED (a
@@ -70,6 +78,10 @@ int lp_kafka_check_reachable(rd_kafka_t *rk, const char *brokers, int timeout_ms
  * the request's own error. Never creates the topic from a consumer (its
  * allow.auto.create.topics is false). */
 rd_kafka_resp_err_t lp_kafka_topic_error(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
+/* A consumer from conf (owned: destroyed on failure too), its events
+ * redirected to rd_kafka_consumer_poll; fails with LP_EXIT_USAGE. */
+rd_kafka_t *lp_kafka_consumer_new(rd_kafka_conf_t *conf, lp_error *e);
 
 /* ---- producer ---------------------------------------------------------- */
 
@@ -100,5 +112,13 @@ int lp_producer_flush(lp_producer *p, int timeout_ms);
 
 rd_kafka_t *lp_producer_handle(lp_producer *p);
 void lp_producer_free(lp_producer *p);
+
+/* rd_kafka_init_transactions for the producer made with transactional.id
+ * id, whose grant is the prefix logpipe-<group>-. Fails naming the producer
+ * (`what`: "dead-letter", "replay") and the id: LP_EXIT_USAGE with the grant
+ * to add when Kafka refuses the id, else LP_EXIT_KAFKA. Returns 0, or 1
+ * when the call timed out (retriable: it may be called again), or -1. */
+int lp_producer_init_transactions(lp_producer *p, const char *what, const char *id, const char *group,
+                                  int timeout_ms, lp_error *e);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * producer.c: the idempotent librdkafka producer behind `logpipe produce`
- * and the consumer's dead-letter topic.
+ * producer.c: the idempotent librdkafka producer behind `logpipe produce`,
+ * the consumer's dead-letter topic and replay; and the start of the latter
+ * two's transactions, whose refusal names the grant to add in one place.
  *
  * Safe defaults are set before the caller's properties so -X can still
  * override them: idempotence (no duplicates on broker retries, per-partition
@@ -126,4 +127,21 @@ void lp_producer_free(lp_producer *p)
     free(p->rkt_name);
     rd_kafka_destroy(p->rk);
     free(p);
+}
+
+int lp_producer_init_transactions(lp_producer *p, const char *what, const char *id, const char *group,
+                                  int timeout_ms, lp_error *e)
+{
+    rd_kafka_error_t *err = rd_kafka_init_transactions(p->rk, timeout_ms);
+    if (!err)
+        return 0;
+    if (rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        lp_fail(e, LP_EXIT_USAGE, "Kafka refuses the %s producer's transactional.id %s: grant WRITE on "
+                "transactional-id prefix logpipe-%s- (docs/deploy.md)", what, id, group);
+    else
+        lp_fail(e, LP_EXIT_KAFKA, "the %s producer's transactions (transactional.id %s) could not start: %s", what,
+                id, rd_kafka_error_string(err));
+    int rc = rd_kafka_error_is_retriable(err) ? 1 : -1;
+    rd_kafka_error_destroy(err);
+    return rc;
 }

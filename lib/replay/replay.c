@@ -262,15 +262,7 @@ static rd_kafka_t *open_consumer(const lp_replay_opts *o, lp_error *e)
     lp_kafka_props_free(&props);
     if (!conf)
         return NULL;
-    char err[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        lp_fail(e, LP_EXIT_USAGE, "cannot create the Kafka consumer: %s", err);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return lp_kafka_consumer_new(conf, e);
 }
 
 static lp_producer *open_producer(const lp_replay_opts *o, lp_error *e)
@@ -288,15 +280,7 @@ static lp_producer *open_producer(const lp_replay_opts *o, lp_error *e)
     lp_kafka_props_free(&props);
     if (!p)
         return NULL;
-    rd_kafka_error_t *err = rd_kafka_init_transactions(lp_producer_handle(p), 60000);
-    if (err) {
-        if (rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-            lp_fail(e, LP_EXIT_USAGE, "Kafka refuses transactional.id %s: grant WRITE on transactional-id "
-                    "prefix logpipe-%s- (docs/deploy.md)", id, o->group);
-        else
-            lp_fail(e, LP_EXIT_KAFKA, "the replay producer's transactions (transactional.id %s) could not "
-                    "start: %s", id, rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
+    if (lp_producer_init_transactions(p, "replay", id, o->group, 60000, e)) {
         lp_producer_free(p);
         return NULL;
     }

@@ -9,7 +9,7 @@ import json
 
 import requests
 from logpipe_airflow import reconcile
-from logpipe_airflow.connections import Elasticsearch, Kafka
+from logpipe_airflow.connections import ElasticsearchConnection, KafkaConnection
 from logpipe_airflow.operators import LogpipeConsumeOperator, LogpipeProduceOperator
 from stack_fixtures import create_topic, es_count
 from test_operators import FakeTI, connections  # noqa: F401  (a fixture)
@@ -21,7 +21,7 @@ def test_reconcile_counts_each_offset_once_across_a_rollover(connections, kafka,
     topic, group, stream = f"rd-{unique}", f"g-{unique}", f"logs-{unique}-default"
     create_topic(kafka_admin, topic, partitions=1)
     LogpipeProduceOperator(task_id="produce", topic=topic, count=LINES, seed=4).execute({"ti": FakeTI()})
-    k, e = Kafka.from_connection("kafka_default"), Elasticsearch.from_connection("elasticsearch_default")
+    k, e = KafkaConnection.from_connection("kafka_default"), ElasticsearchConnection.from_connection("elasticsearch_default")
     snap = reconcile.snapshot(k, group, topic)
     op = LogpipeConsumeOperator(task_id="consume", topic=topic, group=group, index=stream, data_stream="True",
                                 until_idle=1, extra_args=["--replicas", "0"])

@@ -65,7 +65,7 @@ def test_rejected_credentials(logpipe_bin, kafka, es, topic, unique):
     body = b'{"error":{"type":"security_exception"},"status":401}'
     with http_server(401, body, {"X-elastic-product": "Elasticsearch"}) as url:
         r = consume(logpipe_bin, kafka, topic, unique, url)
-    assert r.code == 4
+    assert r.code == 2  # wrong credentials: configuration, as a wrong Kafka password
     assert "refused authentication (HTTP 401)" in r.stderr and "--es" in r.stderr
     assert_untouched(kafka, es, topic, unique)
 

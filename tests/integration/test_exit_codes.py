@@ -1,5 +1,6 @@
 """The exit codes are written once, in C (lib/core/error.c, lp_exit_codes),
-and printed by `logpipe --help`. Two copies must stay word for word with it:
+and printed by `logpipe --help` and, for the codes each command can return,
+by every command's --help. Two copies must stay word for word with it:
 the Airflow operators' EXIT_MEANING (they turn a code into a task's failure
 message where no binary need be importable) and README's list. No server is
 needed: the help text, the operators' source (read with ast, so Airflow need
@@ -11,6 +12,8 @@ import ast
 import re
 import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,6 +42,21 @@ def operators_table() -> dict[int, str]:
 
 def test_help_prints_every_code_of_the_table(logpipe_bin):
     assert sorted(c_table(logpipe_bin)) == [0, 1, 2, 3, 4, 5]
+
+
+# The codes each command can return (its lp_exit_codes_print call's list).
+COMMAND_CODES = {"generate": [0, 1, 2], "parse": [0, 1, 2], "produce": [0, 1, 2, 3, 5], "setup": [0, 2, 4],
+                 "consume": [0, 2, 3, 4, 5], "check": [0, 2, 3, 4], "replay": [0, 2, 3, 5]}
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_CODES))
+def test_each_commands_help_prints_its_codes_from_the_table(logpipe_bin, command):
+    c = c_table(logpipe_bin)
+    out = subprocess.run([logpipe_bin, command, "--help"], capture_output=True, text=True, check=True).stdout
+    assert out.count("Exit status:") == 1, out
+    listed = codes_in(out.split("Exit status:", 1)[1])
+    assert sorted(listed) == COMMAND_CODES[command]
+    assert listed == {code: c[code] for code in listed}
 
 
 def test_the_operators_copy_says_what_the_c_table_says(logpipe_bin):

@@ -141,6 +141,26 @@ def test_wrong_password_names_kafka_authentication(logpipe_bin, kafka, kafka_adm
     assert high_watermarks(kafka, topic) == {0: 0}
 
 
+
+def test_consume_with_a_wrong_password_exits_2_as_produce_does(logpipe_bin, kafka, kafka_admin, es, unique, tmp_path):
+    """consume meets the refused login in its error callback before its own
+    start-up check answers: the exit code is the same 2 (configuration) that
+    produce and check give, not 3 (Kafka unreachable)."""
+    topic = f"badpw-c-{unique}"
+    create_topic(kafka_admin, topic)
+    subprocess.run([logpipe_bin, "produce", "-b", kafka, "-t", topic, "--count", "10"], check=True,
+                   capture_output=True)
+    env = {**key_env(tmp_path), "LP_WRONG": "not-the-password"}
+    args = [a if not a.startswith("sasl.password=") else "sasl.password=env://LP_WRONG" for a in plain_args()]
+    r = run(logpipe_bin, env, "consume", *args, "-t", topic, "-g", f"g-{unique}", "-e", es, "-i", unique,
+            "--until-idle", "2", "--connect-timeout", "5")
+    assert r.returncode == 2, r.stderr
+    assert "Kafka authentication failed" in r.stderr and SASL in r.stderr
+    assert "not-the-password" not in r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["exit_code"] == 2
+    assert all(o < 0 for o in committed(kafka, f"g-{unique}", topic, 1).values())
+
+
 def test_untrusted_certificate_is_a_tls_error_not_a_fallback(logpipe_bin, kafka, kafka_admin, unique, stack,
                                                              tmp_path):
     topic = f"badca-{unique}"

@@ -138,7 +138,7 @@ def _extra(conn: Any) -> dict[str, Any]:
 
 
 @dataclass
-class Kafka:
+class KafkaConnection:
     """Where and how to reach Kafka, split into what may be shown and what may not."""
 
     conn_id: str
@@ -147,7 +147,7 @@ class Kafka:
     password: str | None = None
 
     @classmethod
-    def from_connection(cls, conn_id: str) -> Kafka:
+    def from_connection(cls, conn_id: str) -> KafkaConnection:
         conn = get_connection(conn_id)
         props = {str(k): str(v) for k, v in _extra(conn).items()}
         for key in props:
@@ -174,7 +174,7 @@ class Kafka:
         return cls(conn_id, bootstrap, props, password)
 
     @classmethod
-    def from_secret(cls, ref: str) -> Kafka:
+    def from_secret(cls, ref: str) -> KafkaConnection:
         """As logpipe maps the secret: kafka_username means SASL_SSL + PLAIN
         unless kafka_security_protocol / kafka_sasl_mechanism say otherwise."""
         s = load_secret(ref)
@@ -194,7 +194,7 @@ class Kafka:
         return cls(ref, bootstrap, props, s.get("kafka_secret") or s.get("kafka_password") or None)
 
     @classmethod
-    def for_task(cls, conn_id: str, secrets: str | None) -> Kafka:
+    def for_task(cls, conn_id: str, secrets: str | None) -> KafkaConnection:
         """The `secrets` reference when the DAG run sets one, else the connection."""
         ref = secrets_ref(secrets)
         return cls.from_secret(ref) if ref else cls.from_connection(conn_id)
@@ -217,7 +217,7 @@ class Kafka:
 
 
 @dataclass
-class Elasticsearch:
+class ElasticsearchConnection:
     conn_id: str
     url: str
     user: str | None = None
@@ -227,7 +227,7 @@ class Elasticsearch:
     verify: bool = True
 
     @classmethod
-    def from_connection(cls, conn_id: str) -> Elasticsearch:
+    def from_connection(cls, conn_id: str) -> ElasticsearchConnection:
         conn = get_connection(conn_id)
         extra = _extra(conn)
         for key, value in extra.items():
@@ -255,7 +255,7 @@ class Elasticsearch:
         return es
 
     @classmethod
-    def from_secret(cls, ref: str) -> Elasticsearch:
+    def from_secret(cls, ref: str) -> ElasticsearchConnection:
         s = load_secret(ref)
         url = (s.get("elasticsearch_url") or "").rstrip("/")
         if not url:
@@ -265,7 +265,7 @@ class Elasticsearch:
                    s.get("elasticsearch_api_key") or None, _pem_file(ca) if ca else None)
 
     @classmethod
-    def for_task(cls, conn_id: str, secrets: str | None) -> Elasticsearch:
+    def for_task(cls, conn_id: str, secrets: str | None) -> ElasticsearchConnection:
         ref = secrets_ref(secrets)
         return cls.from_secret(ref) if ref else cls.from_connection(conn_id)
 

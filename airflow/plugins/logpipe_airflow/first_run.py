@@ -32,7 +32,7 @@ from typing import Any
 
 from logpipe_airflow.binary import logpipe_binary
 from logpipe_airflow.compat import AirflowFailException
-from logpipe_airflow.connections import Elasticsearch, Kafka, secrets_ref
+from logpipe_airflow.connections import ElasticsearchConnection, KafkaConnection, secrets_ref
 from logpipe_airflow.operators import child_environment, connection_args
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def endpoints(binary: str, args: list[str], env: dict[str, str]) -> list[dict[st
     return rows
 
 
-def _cleanup(kafka: Kafka, es: Elasticsearch, name: str) -> dict[str, Any]:
+def _cleanup(kafka: KafkaConnection, es: ElasticsearchConnection, name: str) -> dict[str, Any]:
     from confluent_kafka.admin import AdminClient
 
     problems = []
@@ -106,7 +106,7 @@ def _cleanup(kafka: Kafka, es: Elasticsearch, name: str) -> dict[str, Any]:
     return _row("cleanup", True, f"removed topics {name} and {name}.dlq, group {name}, index {name}")
 
 
-def _send_and_count(binary: str, conn: Settings, es: Elasticsearch, name: str) -> dict[str, Any]:
+def _send_and_count(binary: str, conn: Settings, es: ElasticsearchConnection, name: str) -> dict[str, Any]:
     args, env = conn.both
     code, summary, said = _logpipe(binary, ["produce", *conn.kafka[0], "--topic", name, "--count", str(ROUND_TRIP_LINES),
                                             "--summary", "json"], conn.kafka[1])
@@ -127,7 +127,7 @@ def _send_and_count(binary: str, conn: Settings, es: Elasticsearch, name: str) -
                                   f"{documents} in index {name}")
 
 
-def round_trip(binary: str, conn: Settings, kafka: Kafka, es: Elasticsearch, prefix: str) -> list[dict[str, Any]]:
+def round_trip(binary: str, conn: Settings, kafka: KafkaConnection, es: ElasticsearchConnection, prefix: str) -> list[dict[str, Any]]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -166,7 +166,7 @@ def check_first_run(platform: dict[str, Any], kafka_conn_id: str, es_conn_id: st
             rows += endpoints(binary, *conn.both)
         if all(r["ok"] for r in rows):
             ref = secrets_ref(secrets)
-            kafka, es = Kafka.for_task(kafka_conn_id, ref), Elasticsearch.for_task(es_conn_id, ref)
+            kafka, es = KafkaConnection.for_task(kafka_conn_id, ref), ElasticsearchConnection.for_task(es_conn_id, ref)
             rows += round_trip(binary, conn, kafka, es, prefix)
         else:
             rows.append(_row("round trip", None, "not run: fix the failed checks above first"))

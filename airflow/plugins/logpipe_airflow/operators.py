@@ -31,7 +31,7 @@ from typing import Any
 
 from logpipe_airflow.binary import logpipe_binary
 from logpipe_airflow.compat import AirflowException, AirflowFailException, BaseOperator
-from logpipe_airflow.connections import Elasticsearch, Kafka, secrets_ref
+from logpipe_airflow.connections import ElasticsearchConnection, KafkaConnection, secrets_ref
 
 # The worker variables logpipe may read (lib/aws, lib/secrets, libcurl,
 # OpenSSL, libc): documented in docs/secrets.md. Add a name here, not a prefix.
@@ -80,10 +80,10 @@ def connection_args(kafka_conn_id: str, secrets: str | None,
     ref = secrets_ref(secrets)
     if ref:
         return ["--secrets", ref], {}
-    kafka = Kafka.from_connection(kafka_conn_id)
+    kafka = KafkaConnection.from_connection(kafka_conn_id)
     if es_conn_id is None:
         return kafka.cli_args(), kafka.child_env()
-    es = Elasticsearch.from_connection(es_conn_id)
+    es = ElasticsearchConnection.from_connection(es_conn_id)
     return [*kafka.cli_args(), *es.cli_args()], {**kafka.child_env(), **es.child_env()}
 
 

@@ -21,12 +21,12 @@ import time
 from typing import Any
 
 from logpipe_airflow.compat import AirflowException
-from logpipe_airflow.connections import Elasticsearch, Kafka
+from logpipe_airflow.connections import ElasticsearchConnection, KafkaConnection
 
 OFFSET_INVALID = -1001
 
 
-def _consumer(kafka: Kafka, purpose: str) -> Any:
+def _consumer(kafka: KafkaConnection, purpose: str) -> Any:
     from confluent_kafka import Consumer
 
     return Consumer({**kafka.client_config(), "group.id": purpose, "enable.auto.commit": False,
@@ -41,7 +41,7 @@ def _partitions(consumer: Any, topic: str) -> list[int]:
     return sorted(t.partitions)
 
 
-def positions(kafka: Kafka, group: str, topic: str) -> dict[int, int]:
+def positions(kafka: KafkaConnection, group: str, topic: str) -> dict[int, int]:
     """Where `group` would resume on each partition of `topic`."""
     from confluent_kafka import TopicPartition
 
@@ -60,7 +60,7 @@ def positions(kafka: Kafka, group: str, topic: str) -> dict[int, int]:
         c.close()
 
 
-def snapshot(kafka: Kafka, group: str, topic: str) -> dict[str, Any]:
+def snapshot(kafka: KafkaConnection, group: str, topic: str) -> dict[str, Any]:
     start = positions(kafka, group, topic)
     return {"group": group, "topic": topic, "time_ms": int(time.time() * 1000),
             "start": {str(p): o for p, o in start.items()}}
@@ -71,7 +71,7 @@ def wildcard(index_pattern: str) -> str:
     return re.sub(r"%.", "*", index_pattern)
 
 
-def count_documents(es: Elasticsearch, index_pattern: str, topic: str, ranges: dict[int, tuple[int, int]]) -> int:
+def count_documents(es: ElasticsearchConnection, index_pattern: str, topic: str, ranges: dict[int, tuple[int, int]]) -> int:
     """Distinct offsets of `ranges` found as documents. Dated indices (a % in
     the pattern) hold one document per offset (a replay overwrites its _id),
     so _count is exact. A data stream's replay across a rollover leaves a
@@ -99,7 +99,7 @@ def count_documents(es: Elasticsearch, index_pattern: str, topic: str, ranges: d
     return _distinct_offsets(es, index, query)
 
 
-def _distinct_offsets(es: Elasticsearch, index: str, query: dict[str, Any]) -> int:
+def _distinct_offsets(es: ElasticsearchConnection, index: str, query: dict[str, Any]) -> int:
     """(kafka.partition, kafka.offset) pairs matching query, each once: a
     composite aggregation, paged 10,000 buckets at a time."""
     s = es.session()
@@ -120,7 +120,7 @@ def _distinct_offsets(es: Elasticsearch, index: str, query: dict[str, Any]) -> i
             return total
 
 
-def count_dead_letters(kafka: Kafka, dlq_topic: str, topic: str, ranges: dict[int, tuple[int, int]],
+def count_dead_letters(kafka: KafkaConnection, dlq_topic: str, topic: str, ranges: dict[int, tuple[int, int]],
                        since_ms: int) -> int:
     """Distinct (partition, offset) of `topic` in `ranges` found in the dead-letter topic,
     reading it from `since_ms` (a minute early, for clock skew) to its current end,
@@ -166,7 +166,7 @@ def count_dead_letters(kafka: Kafka, dlq_topic: str, topic: str, ranges: dict[in
         c.close()
 
 
-def reconcile(kafka: Kafka, es: Elasticsearch, snap: dict[str, Any], index_pattern: str,
+def reconcile(kafka: KafkaConnection, es: ElasticsearchConnection, snap: dict[str, Any], index_pattern: str,
               dlq_topic: str | None) -> dict[str, Any]:
     topic, group = snap["topic"], snap["group"]
     before = {int(p): o for p, o in snap["start"].items()}
