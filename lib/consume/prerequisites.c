@@ -21,7 +21,7 @@
  *
  * The source topics (READ) are check_kafka_and_topics' and the transactional.id
  * (WRITE on the prefix logpipe-<group>-) the dead-letter producer's, in
- * consumer.c; both name their ACL too.
+ * startup.c; both name their ACL too.
  */
 #include <stdio.h>
 #include <string.h>
