@@ -48,14 +48,17 @@ usage() { printf '%s\n' "$USAGE" >&2; exit "${1:-2}"; }
 # render TEMPLATE: the template with each @NAME@ replaced by the value of
 # shell variable NAME (an unset one is an error, by set -u). The callers set
 # the variables, as locals, just before: one template serves every node.
+# Left to right, a value is never read again: an @ or & in it stays as it is.
 render() {
-  local line name
+  local line out name
   while IFS= read -r line || [ -n "$line" ]; do
+    out=
     while [[ $line =~ @([A-Z][A-Z0-9_]*)@ ]]; do
       name=${BASH_REMATCH[1]}
-      line=${line//"@$name@"/${!name}}
+      out+=${line%%"@$name@"*}${!name}
+      line=${line#*"@$name@"}
     done
-    printf '%s\n' "$line"
+    printf '%s\n' "$out$line"
   done <"$1"
 }
 
