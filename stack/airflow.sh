@@ -1,19 +1,101 @@
 #!/usr/bin/env bash
-# airflow.sh: the `airflow` command of the local Airflow, with its
-# configuration: `stack/airflow.sh dags list`, `stack/airflow.sh dags test
-# log_generation_pipeline`, `stack/airflow.sh --python -m pytest tests/airflow`.
-# stack.sh starts the servers through it, and the
-# tests run `airflow dags test` through it, so there is one configuration.
+# airflow.sh: the local Airflow. Run, it is the `airflow` command with the
+# stack's configuration: `stack/airflow.sh dags list`, `stack/airflow.sh dags
+# test log_generation_pipeline`, `stack/airflow.sh --python -m pytest
+# tests/airflow`. Sourced by stack.sh, it is the stack's Airflow server
+# (api-server, scheduler and dag-processor on 127.0.0.1:8080): its probe,
+# start, stop, status line and logs. The servers run through the command
+# too, as the tests' `airflow dags test` does, so there is one configuration.
 #
 # Local choices (docs/stack.md): SQLite metadata DB and LocalExecutor (one
 # machine), the simple auth manager with every user an admin (nothing listens
 # beyond 127.0.0.1), the repo's airflow/dags and airflow/plugins folders as
 # MWAA would have them, and the logpipe binary of this clone's build.
+# Airflow comes from PyPI, pinned (airflow/requirements-local.txt, installed
+# by deps.sh into .venv-airflow).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${LOGPIPE_STACK_DIR:-$ROOT/.stack}
-export AIRFLOW_HOME=$STACK_DIR/airflow
+AIRFLOW_HOME=$STACK_DIR/airflow
 AIRFLOW_PORT=${LOGPIPE_AIRFLOW_PORT:-8080}
+AIRFLOW_CMD=$ROOT/stack/airflow.sh
+AIRFLOW_PARTS="api-server scheduler dag-processor"
+
+airflow_ready() {
+  curl -fsS -m 3 "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" 2>/dev/null |
+    python3 -c 'import json,sys; h=json.load(sys.stdin); sys.exit(not all(h[k]["status"] == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")))' 2>/dev/null
+}
+
+# Every part's process alive: a busy machine can make the health check miss,
+# and restarting then would kill the DAG runs in flight (and start the
+# scheduler's start-up over, which the next check misses again).
+airflow_running() {
+  local part
+  for part in $AIRFLOW_PARTS; do
+    kill -0 "$(cat "$AIRFLOW_HOME/$part.pid" 2>/dev/null)" 2>/dev/null || return 1
+  done
+}
+
+airflow_version() { "$ROOT/.venv-airflow/bin/python" -c 'import airflow; print(airflow.__version__)'; }
+
+# The connections the DAGs use, pointing at the local servers (the secrets
+# work serves them from Secrets Manager instead). Added once: an operator's
+# edit in the UI survives the next `up`.
+seed_airflow_connections() {
+  "$AIRFLOW_CMD" connections get kafka_default >/dev/null 2>&1 ||
+    "$AIRFLOW_CMD" connections add kafka_default --conn-json \
+      '{"conn_type":"kafka","description":"local Kafka (stack/stack.sh)","extra":{"bootstrap.servers":"127.0.0.1:'"$KAFKA_PORT"'"}}' >/dev/null
+  "$AIRFLOW_CMD" connections get elasticsearch_default >/dev/null 2>&1 ||
+    "$AIRFLOW_CMD" connections add elasticsearch_default --conn-json \
+      '{"conn_type":"elasticsearch","description":"local Elasticsearch (stack/stack.sh)","host":"127.0.0.1","port":'"$ES_PORT"',"schema":"http"}' >/dev/null
+}
+
+start_airflow() {
+  if airflow_ready; then
+    log "Airflow already answers on 127.0.0.1:$AIRFLOW_PORT: reusing it"
+    return
+  fi
+  if airflow_running; then
+    log "Airflow's processes run but its health check missed: waiting for it rather than restarting it"
+    wait_for Airflow airflow_ready "$AIRFLOW_HOME/logs/api-server.log" "$AIRFLOW_HOME/api-server.pid"
+    return
+  fi
+  [ -x "$ROOT/.venv-airflow/bin/airflow" ] || die "Airflow is not installed: run stack/deps.sh"
+  mkdir -p "$AIRFLOW_HOME/logs"
+  log "preparing Airflow's metadata DB ($AIRFLOW_HOME/airflow.db) and connections"
+  "$AIRFLOW_CMD" db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || die "airflow db migrate failed: read $AIRFLOW_HOME/db-migrate.log"
+  seed_airflow_connections
+  local part
+  for part in $AIRFLOW_PARTS; do
+    stop_pidfile "Airflow $part" "$AIRFLOW_HOME/$part.pid"
+    setsid nohup "$AIRFLOW_CMD" "$part" >"$AIRFLOW_HOME/logs/$part.log" 2>&1 </dev/null &
+    echo $! >"$AIRFLOW_HOME/$part.pid"
+  done
+  log "starting Airflow $(airflow_version 2>/dev/null) (logs: $AIRFLOW_HOME/logs/)"
+  wait_for Airflow airflow_ready "$AIRFLOW_HOME/logs/api-server.log" "$AIRFLOW_HOME/api-server.pid"
+}
+
+stop_airflow() {
+  local part
+  for part in dag-processor scheduler api-server; do
+    stop_pidfile "Airflow $part" "$AIRFLOW_HOME/$part.pid"
+  done
+}
+
+logs_airflow() { tail -n "$1" "$AIRFLOW_HOME"/logs/{api-server,scheduler,dag-processor}.log; }
+
+status_airflow() {
+  if airflow_ready; then
+    echo "airflow        up    http://127.0.0.1:$AIRFLOW_PORT  version $(airflow_version)  home $AIRFLOW_HOME"
+  else
+    echo "airflow        down  http://127.0.0.1:$AIRFLOW_PORT"; return 1
+  fi
+}
+
+# Sourced by stack.sh: the functions above, nothing run.
+(return 0 2>/dev/null) && return 0
+
+export AIRFLOW_HOME
 mkdir -p "$AIRFLOW_HOME"
 
 # Shared by the api-server, which signs task tokens, and the workers, which

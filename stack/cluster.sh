@@ -8,10 +8,11 @@
 #   stack.sh cluster stop kafka-N|es-N|controller-N   stop one node (SIGTERM; the tests kill -9 by pid file)
 #
 # It reuses stack.sh's installs (the Kafka jars in .stack/kafka/libs, the
-# Elasticsearch integ-test-zip) and helpers (wait_for, stop_pidfile, log, die),
-# which is why it is sourced rather than run. The single-node stack stays the
-# default (make demo, make integration); this one has its own ports and data
-# under .stack/cluster/ and runs beside it.
+# Elasticsearch integ-test-zip), the node templates (stack/kafka.sh's
+# start_kafka_jvm, stack/elasticsearch.sh's elasticsearch.yml) and helpers
+# (wait_for, stop_pidfile, log, die), which is why it is sourced rather than
+# run. The single-node stack stays the default (make demo, make integration);
+# this one has its own ports and data under .stack/cluster/ and runs beside it.
 #
 # Kafka: three KRaft controllers (a three-voter quorum) and three brokers in
 # separate JVMs. Separate roles so that killing brokers never costs the
@@ -122,10 +123,8 @@ cluster_kafka_start() {
       die "formatting $role $n's storage failed: read $home/format.log"
   fi
   log "starting Kafka $role $n (log: $home/kafka.log)"
-  # kafka_java's -Xmx1g is the single node's; the last -Xmx on the line wins.
-  setsid nohup bash -c "$(declare -f kafka_java); JAVA_HOME='$JAVA_HOME' KAFKA_HOME='$KAFKA_HOME' ROOT='$ROOT' \
-    kafka_java -Xms128m $heap kafka.Kafka '$home/server.properties'" >"$home/kafka.log" 2>&1 </dev/null &
-  echo $! >"$home/kafka.pid"
+  # kafka_java's -Xmx1g is the single node's: the node's own heap follows it.
+  start_kafka_jvm "$home" "$KAFKA_HOME" -Xms128m "$heap"
 }
 
 cluster_kafka_up() {
@@ -157,30 +156,16 @@ cluster_node_port() {
 }
 
 # Each ES node: its own config folder copied from the install (as the
-# secured node's is), data and logs in .stack/cluster/es-N.
+# secured node's is: es_node_config), its elasticsearch.yml from the stack's
+# template with the cluster's discovery, data and logs in .stack/cluster/es-N.
 cluster_es_configure() {
   local n=$1 d=$ES_CLUSTER_DIR/es-$1 seeds=() m
   for m in $CLUSTER_NODES; do seeds+=("\"127.0.0.1:$((CLUSTER_ES_TRANSPORT_BASE + m))\""); done
-  mkdir -p "$d/data" "$d/logs"
-  rm -rf "$d/config"
-  cp -r "$ES_HOME/config" "$d/config"
-  rm -f "$d/config/elasticsearch.keystore"
-  cat >"$d/config/elasticsearch.yml" <<YML
-# Written by stack/cluster.sh: node $n of the local three-node cluster.
-cluster.name: logpipe-cluster
-node.name: es-$n
-network.host: 127.0.0.1
-http.port: $((CLUSTER_ES_PORT_BASE + n))
-transport.port: $((CLUSTER_ES_TRANSPORT_BASE + n))
-discovery.seed_hosts: [ $(joined "${seeds[@]}") ]
-cluster.initial_master_nodes: [ "es-1", "es-2", "es-3" ]
-path.data: $d/data
-path.logs: $d/logs
-xpack.security.enabled: false
-action.destructive_requires_name: false
-cluster.routing.allocation.disk.threshold_enabled: false
-YML
-  printf -- '-Xms384m\n-Xmx384m\n' >"$d/config/jvm.options.d/logpipe.options"
+  es_node_config "$d" 384m
+  es_node_yml "node $n of the local three-node cluster" logpipe-cluster "es-$n" \
+    $((CLUSTER_ES_PORT_BASE + n)) $((CLUSTER_ES_TRANSPORT_BASE + n)) "$d/data" "$d/logs" false \
+    "discovery.seed_hosts: [ $(joined "${seeds[@]}") ]
+cluster.initial_master_nodes: [ \"es-1\", \"es-2\", \"es-3\" ]" >"$d/config/elasticsearch.yml"
   chown -R "$ES_USER" "$d"
 }
 
@@ -188,10 +173,7 @@ cluster_es_start() {
   local n=$1 d=$ES_CLUSTER_DIR/es-$1
   cluster_es_configure "$n"
   log "starting Elasticsearch node es-$n on 127.0.0.1:$((CLUSTER_ES_PORT_BASE + n)) (log: $d/logs/stdout.log)"
-  setsid nohup su -s /bin/sh "$ES_USER" -c \
-    "ES_PATH_CONF='$d/config' ES_JAVA_HOME='$JAVA_HOME' exec '$ES_HOME/bin/elasticsearch' -p '$d/es.pid'" \
-    >"$d/logs/stdout.log" 2>&1 </dev/null &
-  echo $! >"$d/launcher.pid"
+  es_run "$d/launcher.pid" "$d/config" "$d/es.pid" "$d/logs/stdout.log"
 }
 
 cluster_es_up() {
