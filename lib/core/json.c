@@ -110,16 +110,70 @@ static const unsigned char *safe_run_end(const unsigned char *p, const unsigned 
     return p;
 }
 
-void lp_json_str_body(lp_buf *b, const char *s, size_t n)
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* Bitmask of the bytes among 16 at p that are not SAFE. A signed compare
+ * below 0x20 catches the control characters and, as negatives, every byte
+ * >= 0x80 at once. */
+static inline unsigned unsafe_mask16(const unsigned char *p)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')),
+                                                         _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)))));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+
+/* Copies the run of SAFE bytes starting at p into b, 16 bytes per step, and
+ * returns where it ends. Room for n bytes is made once, so each step stores
+ * its 16 bytes unconditionally and only advances by the safe ones: no
+ * separate scan and memcpy. The last 1-15 bytes go through the word test. */
+static const unsigned char *copy_safe_run(lp_buf *b, const unsigned char *p, const unsigned char *end)
+{
+    if (b->cap - b->len < (size_t)(end - p))
+        lp_buf_grow(b, (size_t)(end - p));
+    char *o = b->data + b->len;
+    while (end - p >= 16) {
+        unsigned bad = unsafe_mask16(p);
+        _mm_storeu_si128((__m128i *)(void *)o, _mm_loadu_si128((const __m128i *)(const void *)p));
+        if (bad) {
+            unsigned k = (unsigned)__builtin_ctz(bad);
+            b->len += (size_t)(o - (b->data + b->len)) + k;
+            return p + k;
+        }
+        p += 16;
+        o += 16;
+    }
+    b->len = (size_t)(o - b->data);
+    const unsigned char *run = p;
+    p = safe_run_end(p, end);
+    lp_buf_append(b, run, (size_t)(p - run));
+    return p;
+}
+#else
+static const unsigned char *copy_safe_run(lp_buf *b, const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *run = p;
+    p = safe_run_end(p, end);
+    lp_buf_append(b, run, (size_t)(p - run));
+    return p;
+}
+#endif
+
+/* The body writer; with quoted_escapes, a backslash before '"' or '\\' in
+ * s stands for that byte alone (found by the same scan that finds what to
+ * escape, so a log field is not searched for backslashes first). */
+static void put_body(lp_buf *b, const unsigned char *p, const unsigned char *end, int quoted_escapes)
+{
     while (p < end) {
-        const unsigned char *run = p;
-        p = safe_run_end(p, end);
-        lp_buf_append(b, run, (size_t)(p - run));
+        p = copy_safe_run(b, p, end);
         if (p == end)
             break;
         if (byte_class[*p] == ESC) {
+            if (quoted_escapes && *p == '\\' && p + 1 < end && (p[1] == '"' || p[1] == '\\'))
+                p++;
             put_escape(b, *p++);
             continue;
         }
@@ -132,6 +186,18 @@ void lp_json_str_body(lp_buf *b, const char *s, size_t n)
             p++;
         }
     }
+}
+
+void lp_json_str_body(lp_buf *b, const char *s, size_t n)
+{
+    put_body(b, (const unsigned char *)s, (const unsigned char *)s + n, 0);
+}
+
+void lp_json_str_unescaping(lp_buf *b, const char *s, size_t n)
+{
+    lp_buf_putc(b, '"');
+    put_body(b, (const unsigned char *)s, (const unsigned char *)s + n, 1);
+    lp_buf_putc(b, '"');
 }
 
 void lp_json_str(lp_buf *b, const char *s, size_t n)

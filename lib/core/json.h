@@ -20,6 +20,12 @@ void lp_json_str(lp_buf *b, const char *s, size_t n);
 /* Appends the escaped body without the surrounding quotes. */
 void lp_json_str_body(lp_buf *b, const char *s, size_t n);
 
+/* As lp_json_str, for a field a web server wrote inside quotes: there \"
+ * is a quote and \\ a backslash, so the backslash of those two pairs is
+ * dropped. Any other backslash is kept as written (escaped as JSON): \xHH
+ * is how the server chose to show a byte it would not log raw. */
+void lp_json_str_unescaping(lp_buf *b, const char *s, size_t n);
+
 /* Length of the well-formed UTF-8 sequence at s (1..4), or 0 if s[0..n) does
  * not start with one. Exposed for the fuzz and unit tests. */
 size_t lp_utf8_seq_len(const unsigned char *s, size_t n);

@@ -207,36 +207,9 @@ void lp_parser_free(lp_parser *p) { free(p); }
 /* A quoted field that says something: not "-" and not "". */
 static int has_value(lp_slice s) { return s.n && !lp_slice_is_dash(s); }
 
-/*
- * Writes a quoted log field as a JSON string, resolving the escapes Apache
- * and nginx write inside quotes: \" is a quote and \\ a backslash. Other
- * escapes (\xHH) are kept as written: they are how the server chose to show
- * an unprintable byte, and decoding them would make bytes the server refused
- * to log.
- */
-static void put_log_string(lp_buf *b, lp_slice s)
-{
-    const char *bs = memchr(s.p, '\\', s.n);
-    if (!bs) {
-        lp_json_str(b, s.p, s.n);
-        return;
-    }
-    const char *p = s.p, *end = s.p + s.n;
-    lp_buf_putc(b, '"');
-    while (bs) {
-        lp_json_str_body(b, p, (size_t)(bs - p));
-        if (bs + 1 < end && (bs[1] == '"' || bs[1] == '\\')) {
-            lp_json_str_body(b, bs + 1, 1);
-            p = bs + 2;
-        } else {
-            lp_json_str_body(b, bs, 1);
-            p = bs + 1;
-        }
-        bs = p < end ? memchr(p, '\\', (size_t)(end - p)) : NULL;
-    }
-    lp_json_str_body(b, p, (size_t)(end - p));
-    lp_buf_putc(b, '"');
-}
+/* A quoted log field as a JSON string, with the escapes Apache and nginx
+ * write inside quotes resolved (lp_json_str_unescaping says which). */
+static void put_log_string(lp_buf *b, lp_slice s) { lp_json_str_unescaping(b, s.p, s.n); }
 
 /* Letters, digits, '.', '-' and '_', not starting with '-' (so "-", a field
  * with no value, is not a host name). */

@@ -1,4 +1,6 @@
 /* test_json.c: JSON string escaping and UTF-8 repair (lib/core/json.c). */
+#include <string.h>
+
 #include "check.h"
 #include "core/json.h"
 
@@ -11,6 +13,14 @@ static const char *esc(const char *s, size_t n)
 }
 
 #define ESC(lit) esc(lit, sizeof(lit) - 1)
+
+static const char *unesc(const char *s)
+{
+    static lp_buf b = LP_BUF_INIT;
+    lp_buf_reset(&b);
+    lp_json_str_unescaping(&b, s, strlen(s));
+    return lp_buf_cstr(&b);
+}
 
 int main(void)
 {
@@ -28,6 +38,17 @@ int main(void)
     CHECK_STR(ESC("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
     CHECK_STR(ESC("\xf4\x90\x80\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
     CHECK_STR(ESC("ab\xe2\x82"), "\"ab\xef\xbf\xbd\xef\xbf\xbd\"");
+    /* Past 16 bytes (the vector path): a byte to escape at every kind of
+     * position, in the first block, a later block and the 1-15 byte tail. */
+    CHECK_STR(ESC("0123456789abcdef0123456789abcdef"), "\"0123456789abcdef0123456789abcdef\"");
+    CHECK_STR(ESC("0123456789abcde\"0123456789abcdef\n"), "\"0123456789abcde\\\"0123456789abcdef\\n\"");
+    CHECK_STR(ESC("0123456789abcdef0123456\xc3\xa9" "789abcdef\x80" "xyz"),
+              "\"0123456789abcdef0123456\xc3\xa9" "789abcdef\xef\xbf\xbd" "xyz\"");
+    /* A web server's quoted field: \" and \\ resolved, anything else kept. */
+    CHECK_STR(unesc("Mozilla \\\"quoted\\\" and \\\\ and \\x41 and a trailing \\"),
+              "\"Mozilla \\\"quoted\\\" and \\\\ and \\\\x41 and a trailing \\\\\"");
+    CHECK_STR(unesc("no escapes at all, but longer than sixteen bytes"),
+              "\"no escapes at all, but longer than sixteen bytes\"");
     CHECK_INT(lp_utf8_seq_len((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
     CHECK_INT(lp_utf8_seq_len((const unsigned char *)"\xf0\x9f\x98", 3), 0);
     return CHECK_DONE();
