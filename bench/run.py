@@ -63,15 +63,21 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, capture_output=True, **kw)
 
 
+def run_timed(cmd: list[str], stdin: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU-seconds (user + system) of one run, stdout discarded."""
+    with open(stdin or os.devnull, "rb") as i, open(os.devnull, "wb") as o:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdin=i, stdout=o, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), cmd)
+    return wall, usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd: list[str], stdin: Path | None = None, repeat: int = 1) -> float:
     """Best wall time of `repeat` runs, stdout discarded."""
-    best = float("inf")
-    for _ in range(repeat):
-        with open(stdin or os.devnull, "rb") as i, open(os.devnull, "wb") as o:
-            t0 = time.perf_counter()
-            subprocess.run(cmd, stdin=i, stdout=o, stderr=subprocess.DEVNULL, check=True)
-            best = min(best, time.perf_counter() - t0)
-    return best
+    return min(run_timed(cmd, stdin)[0] for _ in range(repeat))
 
 
 def resources(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, dict]:
@@ -105,10 +111,14 @@ def bench_parse(args, work: Path, n: dict) -> dict:
         lp = n["parse"] / timed(["taskset", "-c", "0", logpipe(args), "parse", "--format", fmt], lines, n["repeat"])
         pc = n["parse"] / timed(["taskset", "-c", "0", args.pcre2, fmt], lines, n["repeat"])
         py = n["python_parse"] / timed(["taskset", "-c", "0", PY, str(BENCH / "baseline_parse.py"), fmt], py_lines, 1)
-        fb = fluent_bit.parse_lines_per_s(lines, n["parse"], n["repeat"]) if fmt == "seed" else None
+        fb = fluent_bit.parse(lines, n["parse"], n["repeat"]) if fmt == "seed" else None
+        if fb:
+            lp_cpu = min(run_timed(["taskset", "-c", "0", logpipe(args), "parse", "--format", fmt], lines)[1]
+                         for _ in range(n["repeat"])) / n["parse"] * 1e6
+            fb = {"fluent_bit": fb, "vs_fluent_bit": lp / fb["lines_per_s"],
+                  "logpipe_cpu_s_per_million": lp_cpu, "cpu_vs_fluent_bit": lp_cpu / fb["cpu_s_per_million"]}
         out[fmt] = {"logpipe_lines_per_s": lp, "pcre2_lines_per_s": pc, "python_lines_per_s": py,
-                    "vs_python": lp / py, "vs_pcre2": lp / pc,
-                    **({"fluent_bit_lines_per_s": fb, "vs_fluent_bit": lp / fb} if fb else {}),
+                    "vs_python": lp / py, "vs_pcre2": lp / pc, **(fb or {}),
                     "instructions_per_line": {"logpipe": callgrind_per_line(args, [logpipe(args), "parse",
                                                                                    "--format", fmt], fmt, work),
                                               "pcre2": callgrind_per_line(args, [args.pcre2, fmt], fmt, work)}}
@@ -376,9 +386,10 @@ def table(r: dict) -> str:
                     f"instr/line")
     if "parse" in r:
         p = r["parse"]["seed"]
-        rows.append(f"parse seed     Fluent Bit {p['fluent_bit_lines_per_s']:>9,.0f} lines/s | logpipe "
-                    f"{p['vs_fluent_bit']:4.2f}x" if "vs_fluent_bit" in p else f"parse seed     Fluent Bit "
-                    f"{fluent_bit.SKIPPED}")
+        rows.append(f"parse seed     Fluent Bit {p['fluent_bit']['lines_per_s']:>9,.0f} lines/s | logpipe "
+                    f"{p['vs_fluent_bit']:4.2f}x the lines/s at {p['cpu_vs_fluent_bit']:4.2f}x the CPU/M "
+                    f"({p['logpipe_cpu_s_per_million']:.2f}s vs {p['fluent_bit']['cpu_s_per_million']:.2f}s)"
+                    if "fluent_bit" in p else f"parse seed     Fluent Bit {fluent_bit.SKIPPED}")
     if "produce" in r:
         p = r["produce"]
         rows.append(f"produce        logpipe {p['logpipe_msgs_per_s']:>12,.0f} msgs/s  | "
