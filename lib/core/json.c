@@ -125,42 +125,35 @@ static inline unsigned unsafe_mask16(const unsigned char *p)
                                                          _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)))));
     return (unsigned)_mm_movemask_epi8(bad);
 }
+#endif
 
-/* Copies the run of SAFE bytes starting at p into b, 16 bytes per step, and
- * returns where it ends. Room for n bytes is made once, so each step stores
- * its 16 bytes unconditionally and only advances by the safe ones: no
- * separate scan and memcpy. The last 1-15 bytes go through the word test. */
+/* Copies the run of SAFE bytes starting at p into b and returns where it
+ * ends. With SSE2, 16 bytes per step: room for the rest is made once, so
+ * each step stores its 16 bytes unconditionally and only advances by the
+ * safe ones (no separate scan and memcpy). The last 1-15 bytes, and every
+ * byte without SSE2, go through the word test. */
 static const unsigned char *copy_safe_run(lp_buf *b, const unsigned char *p, const unsigned char *end)
 {
+#ifdef __SSE2__
     if (b->cap - b->len < (size_t)(end - p))
         lp_buf_grow(b, (size_t)(end - p));
     char *o = b->data + b->len;
-    while (end - p >= 16) {
+    for (; end - p >= 16; p += 16, o += 16) {
         unsigned bad = unsafe_mask16(p);
         _mm_storeu_si128((__m128i *)(void *)o, _mm_loadu_si128((const __m128i *)(const void *)p));
         if (bad) {
             unsigned k = (unsigned)__builtin_ctz(bad);
-            b->len += (size_t)(o - (b->data + b->len)) + k;
+            b->len = (size_t)(o - b->data) + k;
             return p + k;
         }
-        p += 16;
-        o += 16;
     }
     b->len = (size_t)(o - b->data);
-    const unsigned char *run = p;
-    p = safe_run_end(p, end);
-    lp_buf_append(b, run, (size_t)(p - run));
-    return p;
-}
-#else
-static const unsigned char *copy_safe_run(lp_buf *b, const unsigned char *p, const unsigned char *end)
-{
-    const unsigned char *run = p;
-    p = safe_run_end(p, end);
-    lp_buf_append(b, run, (size_t)(p - run));
-    return p;
-}
 #endif
+    const unsigned char *run = p;
+    p = safe_run_end(p, end);
+    lp_buf_append(b, run, (size_t)(p - run));
+    return p;
+}
 
 /* The body writer; with quoted_escapes, a backslash before '"' or '\\' in
  * s stands for that byte alone (found by the same scan that finds what to
