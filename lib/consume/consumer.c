@@ -584,24 +584,35 @@ static void put_back(consumer *c, rd_kafka_message_t *m)
 
 /* Every batch is in flight or waits for a commit in progress (Kafka
  * unreachable): take no message, keep Elasticsearch, the commit and the
- * group going until one is free. Paused partitions deliver no messages;
- * one fetched before the pause is put back by seeking to it. */
+ * group going until one is free. A short wait with bulks in flight neither
+ * polls nor pauses, as hold_back_if_full: a pause, and the seek that puts a
+ * polled message back, purge librdkafka's prefetch, and refetching it waits
+ * up to a second at the queue bound (librdkafka 2.0.2). That purge once a
+ * commit period was most of the loop's stall when Elasticsearch answered
+ * fast (docs/performance.md). Past FULL_PAUSE_MS, or with nothing in flight,
+ * the partitions are paused and polled (rebalances, max.poll.interval.ms);
+ * a message fetched before the pause is put back by seeking to it. */
 static void wait_for_a_batch(consumer *c, int64_t now)
 {
     lp_error e;
-    if (c->assigned && !c->paused) {
+    int busy = lp_es_pending(c->es) > 0;
+    if (!c->waiting_since)
+        c->waiting_since = now;
+    if (c->assigned && !c->paused && (!busy || now - c->waiting_since >= FULL_PAUSE_MS)) {
         rd_kafka_pause_partitions(c->rk, c->assigned);
         c->paused = 1;
     }
-    if (lp_es_pending(c->es) > 0 && lp_es_poll(c->es, 20, &e))
+    if (busy && lp_es_poll(c->es, 20, &e))
         lp_consume_fatal(c, e.code, e.msg);
     if (now - c->txn.last_commit_ms >= 1000)
         lp_txn_commit(c, COMMIT_PERIODIC, 0);
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, lp_es_pending(c->es) > 0 ? 0 : 20);
-    if (m && m->err)
-        handle_kafka_error(c, m);
-    else if (m)
-        put_back(c, m);
+    if (c->paused || !c->assigned) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, lp_es_pending(c->es) > 0 ? 0 : 20);
+        if (m && m->err)
+            handle_kafka_error(c, m);
+        else if (m)
+            put_back(c, m);
+    }
     lp_producer_poll(c->txn.dlq, 0);
 }
 
@@ -700,6 +711,7 @@ static void run_loop(consumer *c)
             unchecked = 0;
             continue;
         }
+        c->waiting_since = 0;
         int full = submit_if_due(c, limit, now);
         int busy = lp_es_pending(c->es) > 0;
         hold_back_if_full(c, full, busy, now);

@@ -92,6 +92,7 @@ typedef struct consumer {
     int paused;
     unsigned rebalances; /* rebalance callbacks served so far (run_loop) */
     int64_t full_since; /* when the open batch became full with every slot in flight */
+    int64_t waiting_since; /* when the loop found no batch free (wait_for_a_batch) */
     int64_t last_activity_ms;
     lp_index_cache index; /* the open document's index */
     lp_buf id, tmp;

@@ -125,16 +125,22 @@ static void consumer_props(const lp_consume_opts *o, lp_kafka_props *props)
      * skip every message produced before the group's first run. */
     lp_kafka_props_set(props, "auto.offset.reset", "earliest");
     /* Bounds librdkafka's prefetch so memory does not grow with a backlog
-     * (its 64 MiB default peaked at 180 MB). But librdkafka 2.0.2 backs a
-     * partition's fetching off for up to a second once the queue is at the
-     * bound (confluentinc/librdkafka#2879; fetch.queue.backoff.ms, which
-     * tunes it, came in 2.1): the bound must hold about a second of
-     * consumption or the loop starves. Measured on 400,000 messages (docs/
-     * performance.md): 1, 2 and 4 MiB all took 12.3 s, 6 and 8 MiB 6.5 s;
-     * with the copied messages and 2,500-document batches 8 MiB peaks at
-     * 59 MB. */
-    lp_kafka_props_set(props, "queued.max.messages.kbytes", "8192");
-    lp_kafka_props_set(props, "fetch.max.bytes", "1048576");
+     * (its 64 MiB default peaked at 180 MB). But librdkafka 2.0.2 stops
+     * fetching for up to a second once the queue is at the bound
+     * (confluentinc/librdkafka#2879; fetch.queue.backoff.ms, which tunes it,
+     * came in 2.1), so the bound must hold about a second of consumption.
+     * The queue overshoots the bound by one Fetch answer, decompressed (a
+     * 1 MiB zstd answer of access logs is ~9 MiB of messages): 256 KiB
+     * answers keep that overshoot small, and 6 MiB still feeds the loop at
+     * Elasticsearch's pace. Measured on 300,000 messages (docs/performance.md):
+     * peak RSS 64-67 MB with 8 MiB and 1 MiB answers, 48 MB with these, at
+     * the same throughput; 4 MiB (38 MB) fell behind with a fast sink. A
+     * message bigger than an answer still comes whole (KIP-74). The
+     * consumer's message.max.bytes (the largest request it sends) must not
+     * exceed fetch.max.bytes. */
+    lp_kafka_props_set(props, "queued.max.messages.kbytes", "6144");
+    lp_kafka_props_set(props, "fetch.max.bytes", "262144");
+    lp_kafka_props_set(props, "message.max.bytes", "262144");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(props, o->kafka_props.kv[i], NULL);
     /* --until-idle knows a partition is read to its end from these events:
