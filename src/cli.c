@@ -96,6 +96,24 @@ bad:
     return -1;
 }
 
+const char cli_index_settings_help[] =
+    "      --shards N             the template's index.number_of_shards (default: the cluster's)\n"
+    "      --replicas N           the template's index.number_of_replicas (default: the cluster's)\n"
+    "      --refresh-ms MS        the template's index.refresh_interval: how soon a document becomes\n"
+    "                             searchable (default: the cluster's, 1000; shorter costs Elasticsearch\n"
+    "                             indexing throughput)\n";
+
+int cli_index_setting(const char *cmd, int opt, const char *arg, lp_index_settings *s)
+{
+    uint64_t v;
+    switch (opt) {
+    case CLI_O_SHARDS: if (cli_parse_u64(cmd, "--shards", arg, 1, 1024, &v)) return -1; s->shards = (int)v; return 1;
+    case CLI_O_REPLICAS: if (cli_parse_u64(cmd, "--replicas", arg, 0, 1000, &v)) return -1; s->replicas = (int)v; return 1;
+    case CLI_O_REFRESH: if (cli_parse_u64(cmd, "--refresh-ms", arg, 1, 3600000, &v)) return -1; s->refresh_ms = (int)v; return 1;
+    default: return 0;
+    }
+}
+
 int cli_bad_option(const char *cmd, char **argv)
 {
     /* getopt_long already printed what was wrong ("unrecognized option"). */

@@ -124,6 +124,17 @@ int cli_add_property(lp_kafka_props *props, const char *kv, lp_error *e);
 extern const char cli_metrics_help[];
 int cli_metrics_start(const char *cmd, const char *listen, double unhealthy_after_s, lp_metrics_server **out);
 
+/* --shards, --replicas, --refresh-ms (consume, setup): the settings of the
+ * index template logpipe installs. cli_index_setting returns 1 when opt was
+ * one of them (its value now in s), 0 when not, -1 when its value was wrong
+ * (the usage error printed). */
+enum { CLI_O_SHARDS = 1100, CLI_O_REPLICAS, CLI_O_REFRESH };
+#define CLI_INDEX_SETTINGS_LONGOPTS                                                                           \
+    {"shards", required_argument, NULL, CLI_O_SHARDS}, {"replicas", required_argument, NULL, CLI_O_REPLICAS}, \
+        {"refresh-ms", required_argument, NULL, CLI_O_REFRESH}
+extern const char cli_index_settings_help[];
+int cli_index_setting(const char *cmd, int opt, const char *arg, lp_index_settings *s);
+
 /* getopt_long's unknown-option and missing-argument cases, uniformly. */
 int cli_bad_option(const char *cmd, char **argv);
 

@@ -167,7 +167,7 @@ static void check_template(verdict *v, lp_es *es, const lp_consume_opts *o)
     lp_error e;
     lp_es_template_state state;
     char title[300], detail[600];
-    lp_target_init(&t, o->index_pattern, o->data_stream, o->shards, o->replicas);
+    lp_target_init(&t, o->index_pattern, o->data_stream, &o->index);
     snprintf(title, sizeof title, "index template %s", t.tpl.name);
     int may = lp_es_has_privileges(es, manage, t.tpl.pattern, none, NULL, &e);
     if (may < 0 || (may && lp_es_template_check(es, &t.tpl, &state, &e)))
@@ -226,7 +226,7 @@ int cmd_check(int argc, char **argv)
     lp_es_opts es = {.max_inflight = 1};
     const char *topic = NULL;
     lp_consume_opts o = {.topics = &topic, .index_pattern = LP_INDEX_PATTERN_DEFAULT, .install_template = 1,
-                         .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S};
+                         .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S, .index = LP_INDEX_SETTINGS_DEFAULT};
     cli_conn conn = {.need_es = 0, .props = &props, .es = &es, .connect_timeout_s = &o.connect_timeout_s};
     lp_buf dlq = LP_BUF_INIT;
     int c, index_given = 0, rc = LP_EXIT_USAGE;

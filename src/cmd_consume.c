@@ -25,7 +25,7 @@ static const lp_consume_opts consume_defaults = {
     .index_pattern = LP_INDEX_PATTERN_DEFAULT,
     .es = {.gzip = 1, .max_inflight = LP_ES_MAX_INFLIGHT_DEFAULT, .retry_limit_ms = LP_ES_RETRY_LIMIT_MS_DEFAULT},
     .batch_docs = 2500, .batch_bytes = 5u << 20, .flush_ms = 500, .drain_timeout_s = 30,
-    .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S, .install_template = 1, .progress = -1, .replicas = -1};
+    .connect_timeout_s = CLI_CONNECT_TIMEOUT_DEFAULT_S, .install_template = 1, .progress = -1, .index = LP_INDEX_SETTINGS_DEFAULT};
 
 static void usage(FILE *out)
 {
@@ -57,8 +57,7 @@ static void usage(FILE *out)
             "      --inflight N           concurrent bulk requests (default %d)\n"
             "      --no-gzip              send bulk bodies uncompressed\n"
             "      --no-template          never check nor install the index template (logpipe setup's)\n"
-            "      --shards N             the template's index.number_of_shards (default: the cluster's)\n"
-            "      --replicas N           the template's index.number_of_replicas (default: the cluster's)\n"
+            "%s"
             "      --dataset NAME         event.dataset of every document (default access; the <dataset>\n"
             "                             of logs-<dataset>-<namespace>)\n"
             "      --keep-original        keep each raw line in event.original (off by default)\n"
@@ -89,7 +88,8 @@ static void usage(FILE *out)
             "Without --max-messages/--max-seconds/--until-idle it runs until SIGINT or SIGTERM; on\n"
             "any stop it finishes in-flight bulks, commits and leaves the group, then prints one\n"
             "JSON summary line on stdout.\n",
-            d->index_pattern, d->batch_docs, d->batch_bytes, d->flush_ms, d->es.max_inflight, d->drain_timeout_s,
+            d->index_pattern, d->batch_docs, d->batch_bytes, d->flush_ms, d->es.max_inflight, cli_index_settings_help,
+            d->drain_timeout_s,
             d->es.retry_limit_ms / 1000, d->connect_timeout_s, cli_es_help, cli_metrics_help);
     lp_exit_codes_print(out, "Exit status:", "02345");
 }
@@ -124,7 +124,7 @@ int cmd_consume(int argc, char **argv)
     bound_the_heap();
     enum { O_DLQ = 256, O_BDOCS, O_BBYTES, O_FLUSH, O_INFLIGHT, O_NOGZIP, O_NOTPL, O_MAXMSG,
            O_MAXSEC, O_IDLE, O_DRAIN, O_PROGRESS, O_QUIET, O_RETRY, O_METRICS, O_UNHEALTHY,
-           O_DATASET, O_KEEP_ORIGINAL, O_PIPELINE, O_STREAM, O_REPLICAS, O_SHARDS };
+           O_DATASET, O_KEEP_ORIGINAL, O_PIPELINE, O_STREAM };
     static const struct option longopts[] = {
         CLI_KAFKA_LONGOPTS, CLI_ES_LONGOPTS, CLI_SECRETS_LONGOPT,
         {"topic", required_argument, NULL, 't'}, {"group", required_argument, NULL, 'g'},
@@ -138,8 +138,7 @@ int cmd_consume(int argc, char **argv)
         {"retry-limit", required_argument, NULL, O_RETRY},
         {"metrics-listen", required_argument, NULL, O_METRICS},
         {"unhealthy-after", required_argument, NULL, O_UNHEALTHY},
-        {"data-stream", required_argument, NULL, O_STREAM}, {"replicas", required_argument, NULL, O_REPLICAS},
-        {"shards", required_argument, NULL, O_SHARDS},
+        {"data-stream", required_argument, NULL, O_STREAM}, CLI_INDEX_SETTINGS_LONGOPTS,
         {"progress", no_argument, NULL, O_PROGRESS}, {"no-progress", no_argument, NULL, O_QUIET},
         {"quiet", no_argument, NULL, O_QUIET},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
@@ -158,14 +157,17 @@ int cmd_consume(int argc, char **argv)
     lp_error perr;
     cli_kafka_password(&o.kafka_props);
     while ((c = cli_getopt(cmd, &conn, argc, argv, "b:t:g:e:i:f:z:X:vh", longopts)) >= 0) {
+        int is_setting = cli_index_setting(cmd, c, optarg, &o.index);
+        if (is_setting < 0)
+            goto out;
+        if (is_setting)
+            continue;
         switch (c) {
         case 't': add_topics(topics, &o.ntopics, optarg); break;
         case 'g': o.group = optarg; break;
         case 'i': o.index_pattern = optarg; index_given = 1; break;
         case O_DLQ: o.dlq_topic = optarg; break;
         case O_STREAM: o.data_stream = optarg; break;
-        case O_REPLICAS: if (cli_parse_u64(cmd, "--replicas", optarg, 0, 1000, &v)) goto out; o.replicas = (int)v; break;
-        case O_SHARDS: if (cli_parse_u64(cmd, "--shards", optarg, 1, 1024, &v)) goto out; o.shards = (int)v; break;
         case 'z': o.parse.timezone = optarg; break;
         case 'f':
             if ((fmt = lp_format_from_name(optarg)) < 0) {

@@ -29,14 +29,12 @@ static void usage(FILE *out)
             "  -i, --index PATTERN        the dated index pattern consume writes (default %s)\n"
             "      --data-stream NAME     the data stream consume writes (e.g. logs-access-default)\n"
             "      --create-data-stream   also create that data stream now (else the first write does)\n"
-            "      --shards N             the template's index.number_of_shards (default: the cluster's)\n"
-            "      --replicas N           the template's index.number_of_replicas (default: the cluster's)\n"
-            "%s"
+            "%s%s"
             "      --secrets REF          a JSON object of connection settings (docs/secrets.md)\n"
             "  -v, --verbose              print the template body installed\n"
             "  -h, --help                 this help\n\n"
             "A missing privilege exits 2.\n",
-            LP_INDEX_PATTERN_DEFAULT, cli_es_help);
+            LP_INDEX_PATTERN_DEFAULT, cli_index_settings_help, cli_es_help);
     lp_exit_codes_print(out, "Exit status:", "024");
 }
 
@@ -87,25 +85,28 @@ static int run_setup(const lp_es_opts *eo, const lp_target *t, int create_stream
 
 int cmd_setup(int argc, char **argv)
 {
-    enum { O_STREAM = 256, O_CREATE, O_SHARDS, O_REPLICAS };
+    enum { O_STREAM = 256, O_CREATE };
     static const struct option longopts[] = {
         CLI_ES_LONGOPTS, CLI_SECRETS_LONGOPT, {"index", required_argument, NULL, 'i'},
         {"data-stream", required_argument, NULL, O_STREAM}, {"create-data-stream", no_argument, NULL, O_CREATE},
-        {"shards", required_argument, NULL, O_SHARDS}, {"replicas", required_argument, NULL, O_REPLICAS},
+        CLI_INDEX_SETTINGS_LONGOPTS,
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *cmd = "setup", *index_pattern = LP_INDEX_PATTERN_DEFAULT, *data_stream = NULL;
     lp_es_opts eo = {.max_inflight = 1};
     cli_conn conn = {.es_only = 1, .need_es = 1, .es = &eo};
     lp_kafka_props props = {0};
-    uint64_t v;
-    int c, rc = LP_EXIT_USAGE, index_given = 0, create_stream = 0, shards = 0, replicas = -1, verbose = 0;
+    int c, rc = LP_EXIT_USAGE, index_given = 0, create_stream = 0, verbose = 0;
+    lp_index_settings settings = LP_INDEX_SETTINGS_DEFAULT;
     while ((c = cli_getopt(cmd, &conn, argc, argv, "e:i:vh", longopts)) >= 0) {
+        int is_setting = cli_index_setting(cmd, c, optarg, &settings);
+        if (is_setting < 0)
+            goto out;
+        if (is_setting)
+            continue;
         switch (c) {
         case 'i': index_pattern = optarg; index_given = 1; break;
         case O_STREAM: data_stream = optarg; break;
         case O_CREATE: create_stream = 1; break;
-        case O_SHARDS: if (cli_parse_u64(cmd, "--shards", optarg, 1, 1024, &v)) goto out; shards = (int)v; break;
-        case O_REPLICAS: if (cli_parse_u64(cmd, "--replicas", optarg, 0, 1000, &v)) goto out; replicas = (int)v; break;
         case 'v': verbose = 1; lp_tls_set_verbose(1); break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: cli_bad_option(cmd, argv); goto out;
@@ -124,7 +125,7 @@ int cmd_setup(int argc, char **argv)
     eo.api_key = conn.r_es_api_key;
     eo.ca_pem = conn.r_es_ca_pem;
     lp_target t;
-    lp_target_init(&t, index_pattern, data_stream, shards, replicas);
+    lp_target_init(&t, index_pattern, data_stream, &settings);
     rc = run_setup(&eo, &t, create_stream, verbose);
     lp_target_free(&t);
 out:

@@ -29,7 +29,7 @@ typedef struct lp_consume_opts {
     const char *group;
     const char *index_pattern; /* strftime-like: %Y %m %d %H %%, from @timestamp */
     const char *data_stream;   /* --data-stream: index_pattern is this name, written with "create" */
-    int shards, replicas;      /* the template's settings; 0 / -1: the cluster's defaults */
+    lp_index_settings index;   /* the template's settings (LP_INDEX_SETTINGS_DEFAULT: the cluster's) */
     const char *dlq_topic;     /* NULL: "<topic>.dlq" per source topic */
     lp_kafka_props kafka_props; /* -X, applied after logpipe's own settings */
     lp_es_opts es;
@@ -86,7 +86,8 @@ typedef struct lp_target {
 
 /* The template for --index index_pattern, or for --data-stream data_stream
  * when not NULL ("logpipe-<name>@data-stream", the exact name). */
-void lp_target_init(lp_target *t, const char *index_pattern, const char *data_stream, int shards, int replicas);
+void lp_target_init(lp_target *t, const char *index_pattern, const char *data_stream,
+                    const lp_index_settings *settings);
 void lp_target_free(lp_target *t);
 
 /* consume's start-up: with manage_index_templates, installs the template

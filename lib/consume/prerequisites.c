@@ -167,7 +167,7 @@ int lp_consume_check_es_privileges(lp_es *es, const lp_consume_opts *o, lp_error
     static const char *const dated[] = {"create_index", "index", NULL};
     static const char *const stream[] = {"create_doc", "auto_configure", NULL};
     lp_target t;
-    lp_target_init(&t, o->index_pattern, o->data_stream, o->shards, o->replicas);
+    lp_target_init(&t, o->index_pattern, o->data_stream, &o->index);
     int rc = lp_es_check_privileges(es, cluster, t.tpl.pattern, o->data_stream ? stream : dated, e);
     lp_target_free(&t);
     return rc;

@@ -265,7 +265,7 @@ int lp_consume_start(consumer *c, lp_error *e)
         return -1;
     if (o->install_template) {
         lp_target t;
-        lp_target_init(&t, o->index_pattern, o->data_stream, o->shards, o->replicas);
+        lp_target_init(&t, o->index_pattern, o->data_stream, &o->index);
         int rc = lp_target_ensure_template(c->es, &t, o->verbose, e);
         lp_target_free(&t);
         if (rc)

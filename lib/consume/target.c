@@ -17,14 +17,15 @@
 
 #include "consume/consume.h"
 
-void lp_target_init(lp_target *t, const char *index_pattern, const char *data_stream, int shards, int replicas)
+void lp_target_init(lp_target *t, const char *index_pattern, const char *data_stream,
+                    const lp_index_settings *settings)
 {
     *t = (lp_target){.name = LP_BUF_INIT, .pattern = LP_BUF_INIT};
     lp_index_template_names(data_stream ? data_stream : index_pattern, &t->name, &t->pattern);
     if (data_stream)
         lp_buf_puts_lit(&t->name, "@data-stream"); /* never a dated pattern's name: the sanitizer emits no @ */
     t->tpl = (lp_es_template){.name = lp_buf_cstr(&t->name), .pattern = lp_buf_cstr(&t->pattern),
-                              .data_stream = data_stream != NULL, .shards = shards, .replicas = replicas};
+                              .data_stream = data_stream != NULL, .settings = *settings};
 }
 
 void lp_target_free(lp_target *t)

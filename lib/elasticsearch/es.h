@@ -101,12 +101,22 @@ int lp_es_has_privileges(lp_es *es, const char *const *cluster, const char *inde
 /* The _meta key holding the template's stamp (a hash of its body). */
 #define LP_ES_TEMPLATE_STAMP_KEY "logpipe_stamp"
 
+/* The settings logpipe's template gives the indices it creates, each the
+ * cluster's default unless an operator sets it (--shards, --replicas,
+ * --refresh-ms): they spend Elasticsearch's resources, which is the
+ * operator's decision, not a log shipper's. */
+typedef struct lp_index_settings {
+    int shards;     /* index.number_of_shards; 0: the cluster's default */
+    int replicas;   /* index.number_of_replicas; -1: the cluster's default */
+    int refresh_ms; /* index.refresh_interval in ms; 0: the cluster's default (1 s) */
+} lp_index_settings;
+#define LP_INDEX_SETTINGS_DEFAULT {.shards = 0, .replicas = -1, .refresh_ms = 0}
+
 typedef struct lp_es_template {
     const char *name;    /* e.g. "logpipe-logs-access" */
     const char *pattern; /* "logs-access-*", or a data stream's exact name */
     int data_stream;     /* names matching pattern become data streams */
-    int shards;          /* index.number_of_shards; 0: the cluster's default */
-    int replicas;        /* index.number_of_replicas; -1: the cluster's default */
+    lp_index_settings settings;
 } lp_es_template;
 
 /* 501 + 2 x the pattern's literal prefix length (+1 for an exact name):

@@ -10,8 +10,9 @@
  * so a huge URL is kept in _source and searchable through its text
  * sub-field instead of getting the whole document refused. "dynamic": false
  * keeps anything unexpected in _source without letting it grow the mapping.
- * Shards and replicas are the cluster's defaults unless --shards/--replicas
- * say otherwise: they are an operator's decision, not a log shipper's.
+ * Shards, replicas and the refresh interval are the cluster's defaults
+ * unless --shards/--replicas/--refresh-ms say otherwise: they are an
+ * operator's decision, not a log shipper's.
  *
  * Priority. Elasticsearch refuses two templates of equal priority whose
  * patterns overlap, and picks the highest priority among those matching a
@@ -153,11 +154,14 @@ static void put_head(lp_buf *out, const lp_es_template *t, size_t *stamp_at)
     if (t->data_stream)
         lp_buf_puts_lit(out, "\"data_stream\":{},");
     lp_buf_puts_lit(out, "\"template\":{\"settings\":{");
-    int comma = 0;
-    if (t->shards > 0)
-        lp_buf_printf(out, "\"index.number_of_shards\":%d", t->shards), comma = 1;
-    if (t->replicas >= 0)
-        lp_buf_printf(out, "%s\"index.number_of_replicas\":%d", comma ? "," : "", t->replicas);
+    const lp_index_settings *s = &t->settings;
+    const char *sep = "";
+    if (s->shards > 0)
+        lp_buf_printf(out, "\"index.number_of_shards\":%d", s->shards), sep = ",";
+    if (s->replicas >= 0)
+        lp_buf_printf(out, "%s\"index.number_of_replicas\":%d", sep, s->replicas), sep = ",";
+    if (s->refresh_ms > 0)
+        lp_buf_printf(out, "%s\"index.refresh_interval\":\"%dms\"", sep, s->refresh_ms);
     lp_buf_puts_lit(out, "},");
 }
 

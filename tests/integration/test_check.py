@@ -40,6 +40,18 @@ def test_ready_exits_0_with_a_table(logpipe_bin, kafka, es, topic, unique):
     assert any(line.startswith(f"topic {topic} ") and " yes " in line for line in r.stderr.splitlines())
 
 
+def test_a_template_setup_installed_reads_as_current(logpipe_bin, kafka, es, topic, unique):
+    # check builds the template consume would install, with the cluster's
+    # default settings; it once left replicas at 0 and called every current
+    # template another logpipe's.
+    pattern = f"{unique}-%Y"
+    r = run(logpipe_bin, "setup", "--es", es, "-i", pattern)
+    assert r.code == 0, r.stderr
+    r = run(logpipe_bin, "check", "-b", kafka, "-e", es, "-t", topic, "-g", f"logpipe-{unique}", "-i", pattern)
+    assert r.code == 0, r.stderr
+    assert rows(r)[f"index template logpipe-{unique}"]["detail"] == "installed and current"
+
+
 def test_missing_topic_exits_3_and_creates_nothing(logpipe_bin, kafka, es, kafka_admin, unique):
     r = run(logpipe_bin, "check", "-b", kafka, "-e", es, "-t", f"logs-{unique}", "-g", f"logpipe-{unique}")
     assert r.code == 3, r.stderr

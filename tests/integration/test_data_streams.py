@@ -132,3 +132,34 @@ def test_nested_deployments_coexist(logpipe_bin, kafka, kafka_admin, es, unique)
     assert sim["template"]["mappings"]["properties"]["source"]["properties"]["ip"]["type"] == "ip"
     assert [o["name"] for o in sim.get("overlapping", [])] != []  # the outer template matched too, and lost
     assert es_count(es, eu) == LINES and es_count(es, f"logs-{unique}-2026.01.21") == LINES
+
+
+def template_stamp(es: str, name: str) -> str:
+    tpl = requests.get(f"{es}/_index_template/{name}", timeout=30).json()
+    return tpl["index_templates"][0]["index_template"]["_meta"]["logpipe_stamp"]
+
+
+def test_refresh_ms_is_the_new_indices_refresh_interval(logpipe_bin, kafka, kafka_admin, es, unique):
+    """--refresh-ms: how soon a document becomes searchable, an index setting
+    the operator chooses (docs/performance.md, latency). It is part of the
+    template, so of its stamp: consume with the same settings keeps the
+    template setup installed, and a consume without them would replace it."""
+    topic = f"rf-{unique}"
+    create_topic(kafka_admin, topic)
+    produce(logpipe_bin, kafka, topic, 18)
+    dated, day, name = f"logs-{unique}-%Y.%m.%d", f"logs-{unique}-2026.01.21", f"logpipe-logs-{unique}"
+    r = run(logpipe_bin, "setup", "--es", es, "-i", dated, "--replicas", "0", "--refresh-ms", "250")
+    assert r.code == 0, r.stderr
+    stamp = template_stamp(es, name)
+    assert f"stamp {stamp}" in r.stdout
+    s = consume(logpipe_bin, kafka, es, topic, f"g1-{unique}", "-i", dated, "--refresh-ms", "250")
+    assert (s["indexed"], s["dead_lettered"]) == (LINES, 0)
+    assert template_stamp(es, name) == stamp  # the same settings: the same template, left alone
+    settings = requests.get(f"{es}/{day}/_settings", timeout=30).json()[day]["settings"]["index"]
+    assert (settings["refresh_interval"], settings["number_of_replicas"]) == ("250ms", "0")
+    assert es_count(es, day) == LINES
+    r = run(logpipe_bin, "setup", "--es", es, "-i", dated, "--replicas", "0")
+    assert r.code == 0, r.stderr
+    assert template_stamp(es, name) != stamp  # without it, another template
+    r = run(logpipe_bin, "setup", "--es", es, "-i", dated, "--refresh-ms", "-5")
+    assert r.code == 2 and '--refresh-ms: expected a whole number from 1 to 3600000, got "-5"' in r.stderr, r.stderr

@@ -192,7 +192,7 @@ int main(void)
 
     /* The template is valid JSON with the documented types. */
     lp_buf tpl = LP_BUF_INIT;
-    lp_es_template_body(&tpl, &(lp_es_template){.name = "t", .pattern = "logs-access-*", .replicas = -1}, NULL);
+    lp_es_template_body(&tpl, &(lp_es_template){.name = "t", .pattern = "logs-access-*", .settings = LP_INDEX_SETTINGS_DEFAULT}, NULL);
     json_error_t jerr;
     json_t *t = json_loadb(tpl.data, tpl.len, 0, &jerr);
     CHECK(t != NULL);

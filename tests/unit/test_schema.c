@@ -56,7 +56,7 @@ static json_t *mapping_of(json_t *properties, const char *name)
 static void test_template_maps_every_field(void)
 {
     lp_buf body = LP_BUF_INIT;
-    lp_es_template_body(&body, &(lp_es_template){.name = "t", .pattern = "logs-access-*", .replicas = -1}, NULL);
+    lp_es_template_body(&body, &(lp_es_template){.name = "t", .pattern = "logs-access-*", .settings = LP_INDEX_SETTINGS_DEFAULT}, NULL);
     json_error_t err;
     json_t *t = json_loadb(body.data, body.len, JSON_REJECT_DUPLICATES, &err);
     if (!t)

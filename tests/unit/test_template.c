@@ -30,7 +30,7 @@ static void test_priorities(void)
 static void test_head(void)
 {
     lp_target ds, dated;
-    lp_target_init(&ds, "ignored", "logs-access-default", 2, 0);
+    lp_target_init(&ds, "ignored", "logs-access-default", &(lp_index_settings){.shards = 2, .replicas = 0, .refresh_ms = 500});
     CHECK_STR(ds.tpl.name, "logpipe-logs-access-default@data-stream");
     CHECK_STR(ds.tpl.pattern, "logs-access-default");
     char s1[17], s2[17];
@@ -40,11 +40,12 @@ static void test_head(void)
     json_t *settings = json_object_get(json_object_get(j, "template"), "settings");
     CHECK_INT(json_integer_value(json_object_get(settings, "index.number_of_shards")), 2);
     CHECK_INT(json_integer_value(json_object_get(settings, "index.number_of_replicas")), 0);
+    CHECK_STR(json_string_value(json_object_get(settings, "index.refresh_interval")), "500ms");
     CHECK_STR(json_string_value(json_object_get(json_object_get(j, "_meta"), LP_ES_TEMPLATE_STAMP_KEY)), s1);
     CHECK_INT(strlen(s1), 16);
     json_decref(j);
 
-    lp_target_init(&dated, "logs-access-%Y.%m.%d", NULL, 0, -1);
+    lp_target_init(&dated, "logs-access-%Y.%m.%d", NULL, &(lp_index_settings)LP_INDEX_SETTINGS_DEFAULT);
     CHECK_STR(dated.tpl.name, "logpipe-logs-access");
     j = body_of(&dated.tpl, s2);
     CHECK(json_object_get(j, "data_stream") == NULL);
@@ -52,10 +53,10 @@ static void test_head(void)
     CHECK(strcmp(s1, s2) != 0);
     json_decref(j);
     /* Any change to the body changes the stamp; the same body keeps it. */
-    dated.tpl.replicas = 1;
+    dated.tpl.settings.refresh_ms = 1000;
     json_decref(body_of(&dated.tpl, s1));
     CHECK(strcmp(s1, s2) != 0);
-    dated.tpl.replicas = -1;
+    dated.tpl.settings.refresh_ms = 0;
     json_decref(body_of(&dated.tpl, s1));
     CHECK_STR(s1, s2);
     lp_target_free(&ds);
