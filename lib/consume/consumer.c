@@ -595,6 +595,14 @@ static void put_back(consumer *c, rd_kafka_message_t *m)
 static void wait_for_a_batch(consumer *c, int64_t now)
 {
     lp_error e;
+    /* Batches that completed while the transaction could take none (a commit
+     * in progress, a fenced producer replaced since) are released here once
+     * it can: with every batch done, no bulk completion is left to do it. A
+     * revocation that renewed the producer left a consumer waiting so, for
+     * ever (ASan CI, the frozen-broker test). */
+    lp_consume_complete_in_order(c);
+    if ((c->open = take_free_batch(c)))
+        return;
     int busy = lp_es_pending(c->es) > 0;
     if (!c->waiting_since)
         c->waiting_since = now;
