@@ -133,8 +133,8 @@ static void consumer_props(const lp_consume_opts *o, lp_kafka_props *props)
      * 1 MiB zstd answer of access logs is ~9 MiB of messages): 256 KiB
      * answers keep that overshoot small, and 6 MiB still feeds the loop at
      * Elasticsearch's pace. Measured on 300,000 messages (docs/performance.md):
-     * peak RSS 64-67 MB with 8 MiB and 1 MiB answers, 48 MB with these, at
-     * the same throughput; 4 MiB (38 MB) fell behind with a fast sink. A
+     * peak RSS 59-67 MB with 8 MiB and 1 MiB answers, 44-49 MB with these,
+     * at the same throughput; 4 MiB (37-39 MB) fell behind on some runs. A
      * message bigger than an answer still comes whole (KIP-74). The
      * consumer's message.max.bytes (the largest request it sends) must not
      * exceed fetch.max.bytes. */
