@@ -128,19 +128,23 @@ static void consumer_props(const lp_consume_opts *o, lp_kafka_props *props)
      * (its 64 MiB default peaked at 180 MB). But librdkafka 2.0.2 stops
      * fetching for up to a second once the queue is at the bound
      * (confluentinc/librdkafka#2879; fetch.queue.backoff.ms, which tunes it,
-     * came in 2.1), so the bound must hold about a second of consumption.
-     * The queue overshoots the bound by one Fetch answer, decompressed (a
-     * 1 MiB zstd answer of access logs is ~9 MiB of messages): 256 KiB
-     * answers keep that overshoot small, and 6 MiB still feeds the loop at
-     * Elasticsearch's pace. Measured on 300,000 messages (docs/performance.md):
-     * peak RSS 59-67 MB with 8 MiB and 1 MiB answers, 44-49 MB with these,
-     * at the same throughput; 4 MiB (37-39 MB) fell behind on some runs. A
-     * message bigger than an answer still comes whole (KIP-74). The
-     * consumer's message.max.bytes (the largest request it sends) must not
-     * exceed fetch.max.bytes. */
+     * came in 2.1), so the bound must hold about a second of consumption:
+     * 6 MiB feeds the loop at Elasticsearch's pace. The bound is checked
+     * before a Fetch, so the queue overshoots it by one Fetch answer,
+     * decompressed, and each queued byte costs about three in librdkafka's
+     * heap. 128 KiB answers hold about one record batch of a producer's
+     * default 1 MB batches (zstd: ~100 KiB on the wire, 1 MB of messages);
+     * 256 KiB answers held two or three, 1 MiB ones nine. Measured on
+     * 300,000 messages (docs/performance.md): peak RSS 59-67 MB with 8 MiB
+     * and 1 MiB answers, 46-54 MB with 6 MiB and 256 KiB, 42-46 MB with
+     * these. One consumer then reads up to ~7 MiB/s (~34 k access-log
+     * lines/s; ~8.5 with 256 KiB answers); a 4 MiB bound (37-40 MB) fell
+     * behind the local Elasticsearch on some runs. A message or record batch bigger than an answer still
+     * comes whole (KIP-74). The consumer's message.max.bytes (the largest
+     * request it sends) must not exceed fetch.max.bytes. */
     lp_kafka_props_set(props, "queued.max.messages.kbytes", "6144");
-    lp_kafka_props_set(props, "fetch.max.bytes", "262144");
-    lp_kafka_props_set(props, "message.max.bytes", "262144");
+    lp_kafka_props_set(props, "fetch.max.bytes", "131072");
+    lp_kafka_props_set(props, "message.max.bytes", "131072");
     for (size_t i = 0; i < o->kafka_props.n; i++)
         lp_kafka_props_add(props, o->kafka_props.kv[i], NULL);
     /* --until-idle knows a partition is read to its end from these events:
