@@ -17,6 +17,13 @@ typedef struct lp_bulk_item {
 
 struct lp_bulk {
     lp_buf body;
+    /* With gzip, the whole body compressed at its first attempt; the body is
+     * then released (body_released, its size in body_len) until a rare path
+     * needs the documents again (restore_body): in-flight and completed
+     * batches would otherwise each hold ~1.3 MB of NDJSON for ~0.2 MB sent. */
+    lp_buf gz;
+    size_t body_len;
+    int body_released;
     lp_buf reasons;
     lp_bulk_item *items;
     size_t n, cap, pending;
@@ -34,9 +41,16 @@ struct lp_bulk {
     struct lp_bulk *next;
 };
 
+struct libdeflate_compressor;
+
 /* Points body/len at the request for the pending items: the whole body on a
  * first attempt, else their spans copied into req. Records which items are
  * sent, so lp_bulk_read_response can map results back. */
 void lp_bulk_prepare_request(lp_bulk *b, lp_buf *req, const char **body, size_t *len);
+/* The same request gzip-compressed: the whole body is compressed once into
+ * the bulk (resent as is if every item fails) and the body released; a
+ * retry of some items is compressed into gz. */
+void lp_bulk_prepare_gzip(lp_bulk *b, struct libdeflate_compressor *c, lp_buf *req, lp_buf *gz,
+                          const char **body, size_t *len);
 
 #endif

@@ -571,26 +571,6 @@ int lp_es_create_data_stream(lp_es *es, const char *name, lp_error *e)
 
 /* ---- bulk requests --------------------------------------------------------- */
 
-/* Access-log JSON compresses about 10:1, so the output is first tried in
- * a quarter of the input, and in libdeflate's bound only if that is too
- * small: sized by the bound, each in-flight slot would keep a buffer as
- * large as its body (4 MiB at 5,000 documents) for ~0.4 MB of output.
- * libdeflate compresses a whole buffer in one call, level 1 about 20% faster
- * than zlib's level 1 and 7% smaller (docs/performance.md). */
-static void gzip_into(lp_es *es, const char *src, size_t len, lp_buf *out)
-{
-    lp_buf_reset(out);
-    lp_buf_grow(out, len / 4 + 4096);
-    size_t n = libdeflate_gzip_compress(es->gzip, src, len, out->data, out->cap);
-    if (n == 0) { /* did not fit: the bound always does */
-        lp_buf_grow(out, libdeflate_gzip_compress_bound(es->gzip, len));
-        n = libdeflate_gzip_compress(es->gzip, src, len, out->data, out->cap);
-        if (n == 0)
-            abort(); /* libdeflate's bound is a guarantee */
-    }
-    out->len = n;
-}
-
 void lp_es_submit(lp_es *es, lp_bulk *b, lp_bulk_done_fn on_done, void *ctx, void *opaque)
 {
     b->on_done = on_done;
@@ -610,12 +590,10 @@ static void start_request(lp_es *es, slot *s, lp_bulk *b)
 {
     const char *body;
     size_t len;
-    lp_bulk_prepare_request(b, &s->req, &body, &len);
-    if (es->opts.gzip) {
-        gzip_into(es, body, len, &s->gz);
-        body = s->gz.data;
-        len = s->gz.len;
-    }
+    if (es->opts.gzip)
+        lp_bulk_prepare_gzip(b, es->gzip, &s->req, &s->gz, &body, &len);
+    else
+        lp_bulk_prepare_request(b, &s->req, &body, &len);
     if (!s->easy) {
         s->easy = curl_easy_init();
         apply_common(es, s->easy);

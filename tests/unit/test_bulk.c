@@ -1,8 +1,23 @@
 /* test_bulk.c: _bulk bodies, response reading, retries mapped back, the template. */
 #include <jansson.h>
+#include <libdeflate.h>
+#include <string.h>
 
 #include "check.h"
 #include "elasticsearch/bulk_internal.h"
+
+/* A gzip request body, decompressed (at most 64 KiB). */
+static const char *gunzip(const char *data, size_t len)
+{
+    static char out[1 << 16];
+    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+    size_t n = 0;
+    if (libdeflate_gzip_decompress(d, data, len, out, sizeof out - 1, &n) != LIBDEFLATE_SUCCESS)
+        n = 0;
+    libdeflate_free_decompressor(d);
+    out[n] = '\0';
+    return out;
+}
 
 static const char *state_name(lp_bulk *b, size_t i)
 {
@@ -189,6 +204,50 @@ int main(void)
         CHECK_INT(lp_bulk_read_response(copy, near[i].body, strlen(near[i].body), &e), near[i].left);
         CHECK_STR(state_name(copy, 1), near[i].left == 0 ? "ok" : "pending");
     }
+
+    /* With gzip, the first attempt compresses the whole body into the bulk
+     * and releases the body; a resend of every item sends those same bytes;
+     * a retry of some items and a blocked item's index name restore it. */
+    struct libdeflate_compressor *gzc = libdeflate_alloc_compressor(1);
+    lp_buf gz = LP_BUF_INIT;
+    lp_bulk_reset(copy);
+    lp_bulk_add(copy, "logs-a", 6, "1", 1, "{\"n\":1}", 7);
+    lp_bulk_add(copy, "logs-b", 6, "2", 1, "{\"n\":2}", 7);
+    lp_bulk_add(copy, "logs-c", 6, "3", 1, "{\"n\":3}", 7);
+    lp_buf whole = LP_BUF_INIT;
+    lp_buf_append(&whole, copy->body.data, copy->body.len);
+    lp_bulk_prepare_gzip(copy, gzc, &req, &gz, &data, &len);
+    CHECK(copy->body_released && copy->body.data == NULL);
+    CHECK_INT(lp_bulk_bytes(copy), whole.len);
+    CHECK(data == copy->gz.data);
+    CHECK_STR(gunzip(data, len), lp_buf_cstr(&whole));
+    const char *down = "{\"errors\":true,\"items\":[{\"index\":{\"status\":503}},{\"index\":{\"status\":503}},"
+                       "{\"index\":{\"status\":503}}]}";
+    CHECK_INT(lp_bulk_read_response(copy, down, strlen(down), &e), 3);
+    const char *first = data;
+    lp_bulk_prepare_gzip(copy, gzc, &req, &gz, &data, &len);
+    CHECK(data == first); /* not compressed again */
+    CHECK_STR(gunzip(data, len), lp_buf_cstr(&whole));
+    const char *middle = "{\"errors\":true,\"items\":[{\"index\":{\"status\":201}},{\"index\":{\"status\":429}},"
+                         "{\"index\":{\"status\":201}}]}";
+    CHECK_INT(lp_bulk_read_response(copy, middle, strlen(middle), &e), 1);
+    lp_bulk_prepare_gzip(copy, gzc, &req, &gz, &data, &len);
+    CHECK(data == gz.data);
+    CHECK_STR(gunzip(data, len), "{\"index\":{\"_index\":\"logs-b\",\"_id\":\"2\"}}\n{\"n\":2}\n");
+    CHECK(!copy->body_released);
+    lp_bulk_reset(copy);
+    lp_bulk_add(copy, "logs-closed", 11, "1", 1, "{}", 2);
+    lp_bulk_prepare_gzip(copy, gzc, &req, &gz, &data, &len);
+    CHECK(copy->body_released);
+    CHECK_INT(lp_bulk_read_response(copy, blocked, strlen(blocked), &e), LP_BULK_BLOCKED);
+    CHECK_CONTAINS(e.msg, "refused writing to index logs-closed,");
+    lp_bulk_reset(copy); /* a reused bulk builds its body afresh */
+    lp_bulk_add(copy, "i", 1, "x", 1, "{}", 2);
+    CHECK(!copy->body_released && copy->gz.len == 0);
+    CHECK_STR(lp_buf_cstr(&copy->body), "{\"index\":{\"_index\":\"i\",\"_id\":\"x\"}}\n{}\n");
+    lp_buf_free(&whole);
+    lp_buf_free(&gz);
+    libdeflate_free_compressor(gzc);
 
     /* The template is valid JSON with the documented types. */
     lp_buf tpl = LP_BUF_INIT;
