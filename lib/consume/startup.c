@@ -128,7 +128,7 @@ static void consumer_props(const lp_consume_opts *o, lp_kafka_props *props)
      * (its 64 MiB default peaked at 180 MB). But librdkafka 2.0.2 stops
      * fetching for up to a second once the queue is at the bound
      * (confluentinc/librdkafka#2879; fetch.queue.backoff.ms, which tunes it,
-     * came in 2.1), so the bound must hold about a second of consumption:
+     * came in 2.2.0), so the bound must hold about a second of consumption:
      * 6 MiB feeds the loop at Elasticsearch's pace. The bound is checked
      * before a Fetch, so the queue overshoots it by one Fetch answer,
      * decompressed, and each queued byte costs about three in librdkafka's
