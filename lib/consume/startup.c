@@ -139,9 +139,10 @@ static void consumer_props(const lp_consume_opts *o, lp_kafka_props *props)
      * and 1 MiB answers, 46-54 MB with 6 MiB and 256 KiB, 42-46 MB with
      * these. One consumer then reads up to ~7 MiB/s (~34 k access-log
      * lines/s; ~8.5 with 256 KiB answers); a 4 MiB bound (37-40 MB) fell
-     * behind the local Elasticsearch on some runs. A message or record batch bigger than an answer still
-     * comes whole (KIP-74). The consumer's message.max.bytes (the largest
-     * request it sends) must not exceed fetch.max.bytes. */
+     * behind the local Elasticsearch on some runs. A message or record
+     * batch bigger than an answer still comes whole (KIP-74). The
+     * consumer's message.max.bytes (the largest request it sends) must not
+     * exceed fetch.max.bytes. */
     lp_kafka_props_set(props, "queued.max.messages.kbytes", "6144");
     lp_kafka_props_set(props, "fetch.max.bytes", "131072");
     lp_kafka_props_set(props, "message.max.bytes", "131072");

@@ -7,8 +7,9 @@
  * anything. With gzip the body is compressed once, at its first attempt,
  * and released: a bulk in flight or done holds a seventh of its bytes, and
  * only the rare paths that need the documents again (a retry of some items,
- * a blocked item's index name) decompress it. Refusal reasons are kept in one per-bulk string arena: nothing is
- * allocated per item once the bulk has grown.
+ * a blocked item's index name) decompress it. Refusal reasons are kept in
+ * one per-bulk string arena: nothing is allocated per item once the bulk
+ * has grown.
  *
  * Response reading is the one place that must not trust its input (a proxy
  * can answer anything), so every shape is checked and a surprise is an
