@@ -319,7 +319,10 @@ def latency_run(args, n: dict, consume_args: list[str] | None = None, rate: int 
     stop.set()
     poller.join()
     consumer.terminate()
-    consumer.wait()
+    # its rusage: the CPU a steady rate costs, where batches are partial
+    _, _, usage = os.wait4(consumer.pid, 0)
+    consumer.returncode = 0
+    cpu_s = usage.ru_utime + usage.ru_stime
     requests.delete(f"{ES}/{idx}", timeout=60)
     # message k was sent at t0 + k/rate; it is searchable at the first sample counting > k
     lat = []
@@ -335,7 +338,7 @@ def latency_run(args, n: dict, consume_args: list[str] | None = None, rate: int 
         return lat[min(len(lat) - 1, int(p * len(lat)))]
 
     return {"rate": rate, "seconds": seconds, "p50_s": q(0.50), "p99_s": q(0.99), "max_s": lat[-1],
-            "samples": len(lat)}
+            "samples": len(lat), "cpu_s_per_m": round(cpu_s / total * 1e6, 2)}
 
 
 def bench_scaling(args, work: Path, n: dict) -> dict:
@@ -431,7 +434,8 @@ def table(r: dict) -> str:
                                                  la.get(f"refresh_ms_{LATENCY_REFRESH_MS}"))):
             if run:
                 rows.append(f"latency        {run['rate']} msg/s for {run['seconds']} s, {label}: p50 "
-                            f"{run['p50_s']:.2f} s, p99 {run['p99_s']:.2f} s, max {run['max_s']:.2f} s")
+                            f"{run['p50_s']:.2f} s, p99 {run['p99_s']:.2f} s, max {run['max_s']:.2f} s, "
+                            f"{run['cpu_s_per_m']:.1f} CPU-s/M")
     for stage in ("scaling", "cluster"):
         if stage in r:
             rows.append(f"{stage:<15}" + ", ".join(f"{k} consumer(s) {v['docs_per_s']:,.0f} docs/s"

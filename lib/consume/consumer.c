@@ -643,7 +643,20 @@ static int can_take(consumer *c, rd_kafka_message_t *m)
     return 0;
 }
 
-/* Submits the open batch when it is full or has lingered --flush-ms and a
+/* How long the open batch may wait for more messages. With a bulk in
+ * flight, --flush-ms: the batch fills meanwhile, and a free slot would not
+ * send it sooner anyway. With none in flight, Elasticsearch is idle and the
+ * whole wait would only add to each message's produce-to-searchable time,
+ * so a quarter of it. Not zero, which is Nagle's rule: at 5,000 msg/s that
+ * sent a bulk per round trip and cost 20-30% more CPU per event for no
+ * better p99; a quarter cost ~3% and took ~85 ms off the p50
+ * (docs/performance.md). */
+static int64_t linger_ms(const consumer *c)
+{
+    return in_flight(c) ? c->o->flush_ms : c->o->flush_ms / 4;
+}
+
+/* Submits the open batch when it is full or has lingered (linger_ms) and a
  * slot is free (in_flight below limit). Returns 1 if it is full and stays
  * open, waiting for a slot. */
 static int submit_if_due(consumer *c, size_t limit, int64_t now)
@@ -653,12 +666,23 @@ static int submit_if_due(consumer *c, size_t limit, int64_t now)
     /* Rejected messages count too: a batch of large unparseable ones
      * has an empty body, yet holds their bytes until it completes. */
     int full = b->nmsgs >= o->batch_docs || lp_bulk_bytes(b->bulk) + b->rejected_bytes >= o->batch_bytes;
-    if (b->nmsgs && (full || now - b->opened_ms >= o->flush_ms) && in_flight(c) < limit) {
+    if (b->nmsgs && (full || now - b->opened_ms >= linger_ms(c)) && in_flight(c) < limit) {
         submit_open(c);
         c->open = take_free_batch(c);
         full = 0;
     }
     return full;
+}
+
+/* The consumer poll's wait with no bulk in flight: up to 100 ms, less when
+ * the open batch is due sooner, so that a slow trickle of messages is sent
+ * when its linger ends, not up to 100 ms after. */
+static int idle_poll_ms(const consumer *c, int64_t now)
+{
+    if (!c->open || !c->open->nmsgs)
+        return 100;
+    int64_t left = c->open->opened_ms + linger_ms(c) - now;
+    return left <= 0 ? 0 : left < 100 ? (int)left : 100;
 }
 
 /* A full batch and every slot in flight: take no message until a
@@ -726,14 +750,18 @@ static void run_loop(consumer *c)
         /* Full and paused with no bulk in flight means waiting for a commit
          * in progress (Kafka away): the poll is then the loop's only wait. */
         unsigned rebalances = c->rebalances;
-        rd_kafka_message_t *m = full && !c->paused ? NULL : rd_kafka_consumer_poll(c->rk, busy ? 0 : 100);
+        int wait_ms = busy ? 0 : idle_poll_ms(c, now);
+        rd_kafka_message_t *m = full && !c->paused ? NULL : rd_kafka_consumer_poll(c->rk, wait_ms);
         if (m && !m->err && (c->rebalances != rebalances || !c->open) && !can_take(c, m))
             m = NULL;
         if (m && m->err)
             handle_kafka_error(c, m);
         else if (m)
             take_message(c, m, now);
-        unchecked = m && ++unchecked < CHECK_EVERY ? unchecked : 0;
+        /* A poll that may have waited makes `now` stale: a trickle of a
+         * message every few tens of ms would otherwise hold a batch for
+         * CHECK_EVERY messages, seconds past its linger. */
+        unchecked = m && !wait_ms && ++unchecked < CHECK_EVERY ? unchecked : 0;
         if (unchecked)
             continue;
         if (busy && lp_es_poll(c->es, m ? 0 : 20, &e))

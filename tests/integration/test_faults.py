@@ -300,6 +300,61 @@ def wait_for_bulks(faults: Faults, count: int, timeout: float = 60) -> None:
     assert faults.bulk_requests >= count, "the consumer never sent its bulks"
 
 
+def first_bulk_after(faults: Faults, producer: Producer, topic: str, line: bytes, count: int,
+                     every_s: float) -> float:
+    """Sends count messages every_s apart; returns how long after the first
+    the next bulk request reached the proxy (the trickle goes on meanwhile)."""
+    sent, t0, waited = faults.bulk_requests, time.perf_counter(), None
+    for i in range(count):
+        producer.produce(topic, line)
+        producer.flush(10)
+        if i == 0:
+            t0 = time.perf_counter()
+        next_at = time.perf_counter() + every_s
+        while time.perf_counter() < next_at:
+            if waited is None and faults.bulk_requests > sent:
+                waited = time.perf_counter() - t0
+            time.sleep(0.01)
+    while waited is None and time.perf_counter() - t0 < 15:
+        if faults.bulk_requests > sent:
+            waited = time.perf_counter() - t0
+        time.sleep(0.01)
+    assert waited is not None, "no bulk came"
+    return waited
+
+
+def test_a_partial_batch_waits_a_quarter_of_flush_ms_when_no_bulk_is_in_flight(
+        logpipe_bin, kafka, es, topic, unique):
+    # --flush-ms is how long a partial batch waits for more while a bulk is in
+    # flight; with none in flight Elasticsearch is idle and the batch goes
+    # after a quarter of it (a trickle's latency), not at once (a bulk per
+    # message) nor after the whole of it. Twice: one message, and a trickle
+    # of 20 a second (whose every poll returns a message, so the loop's
+    # clock must be read after a poll that waited, not every 64 messages).
+    group, index = f"g-{unique}", unique
+    line = b'1.2.3.4 - - [Jan 21 2026, 22:23:40] "GET /trickle HTTP/1.1" 200 1 "-" "-"'
+    producer = Producer({"bootstrap.servers": kafka, "linger.ms": 0})
+    faults = Faults()
+    with FaultProxy(es, faults) as proxy:
+        p = start_consumer(logpipe_bin, kafka, proxy.url, topic, group, index, "--flush-ms", "4000",
+                           "--until-idle", "30")
+        producer.produce(topic, line)
+        producer.flush(10)
+        wait_for_bulks(faults, 1)  # joined the group and sent the first
+        time.sleep(1.5)  # that bulk answered: nothing in flight
+        one = first_bulk_after(faults, producer, topic, line, 1, 0)
+        time.sleep(1.5)
+        trickle = first_bulk_after(faults, producer, topic, line, 60, 0.05)
+        p.send_signal(signal.SIGTERM)
+        code, _, err = finish(p)
+    assert code == 0, err
+    # ~1.0 s measured; 4.0 s before the quarter, and the trickle's ~2 s
+    # when the clock was read only every 64 messages
+    assert 0.7 <= one <= 1.7, f"one message's bulk went after {one:.2f} s (want ~1 s of --flush-ms 4000)"
+    assert 0.7 <= trickle <= 1.7, f"a trickle's first bulk went after {trickle:.2f} s (want ~1 s)"
+    assert_exact(kafka, es, topic, group, index, 62)
+
+
 def test_a_rebalance_while_the_partitions_are_paused_does_not_leave_them_paused(
         logpipe_bin, kafka, es, topic, unique):
     # librdkafka keeps a partition's pause across a revocation and a new
