@@ -324,8 +324,8 @@ def latency_run(args, n: dict, consume_args: list[str] | None = None, rate: int 
     poller.join()
     consumer.terminate()
     # its rusage: the CPU a steady rate costs, where batches are partial
-    _, _, usage = os.wait4(consumer.pid, 0)
-    consumer.returncode = 0
+    _, status, usage = os.wait4(consumer.pid, 0)
+    consumer.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     cpu_s = usage.ru_utime + usage.ru_stime
     requests.delete(f"{ES}/{idx}", timeout=60)
     # message k was sent at t0 + k/rate; it is searchable at the first sample counting > k
